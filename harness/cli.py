@@ -1,0 +1,52 @@
+"""The `ripplebench` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+
+def list_editors(_: argparse.Namespace) -> int:
+    """Print every editor and preset that `editor=` accepts, with a one-line description."""
+    from ripplebench.editors.registry import available_editors, describe
+
+    entries = available_editors().values()
+    width = max(len(entry.name) for entry in entries)
+    for entry in entries:
+        try:
+            text = describe(entry)
+        except Exception as error:  # a broken third-party editor must not hide the others
+            text = f"(cannot be loaded: {error})"
+        print(f"{entry.name:<{width}}  [{entry.source}]  {text}")
+    return 0
+
+
+def list_models(_: argparse.Namespace) -> int:
+    """Print the built-in model aliases."""
+    from ripplebench.harness.models import ALIASES
+
+    for name, alias in ALIASES.items():
+        print(f"{name}  {alias.description} (install: {alias.install})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ripplebench",
+        description="Knowledge-editing benchmarks inside lm-evaluation-harness. Evaluate with "
+        "`lm_eval --model editing --model_args model=...,editor=... --tasks controlled_ripple_id`.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("editors", help="list editors (built-in, third-party, presets)").set_defaults(run=list_editors)
+    commands.add_parser("models", help="list built-in model aliases").set_defaults(run=list_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The edit-then-query loop: apply an edit once, answer all its questions, revert, move on."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from tqdm import tqdm
+
+from ripplebench.editors.base import AtomicFact, Edit, Editor
+from ripplebench.harness.generation import greedy_generate
+from ripplebench.harness.models import LoadedModel
+from ripplebench.harness.prompts import render_prompt
+
+
+@dataclass(frozen=True)
+class Query:
+    """One question asked of the model after `edits` have been applied."""
+
+    edits: tuple[Edit, ...]
+    question: str
+    stops: tuple[str, ...] = ()
+    max_new_tokens: int = 20
+
+
+def edit_from_record(record: Mapping[str, Any]) -> Edit:
+    """Build an Edit from a document's edit fields (`edit_id`, `fact`, ...)."""
+    atomic = tuple(
+        AtomicFact(item["prompt"], item["target"], item["subject"])
+        for item in record.get("atomic_facts") or ()
+    )
+    return Edit(
+        id=str(record["edit_id"]),
+        fact=record["fact"],
+        atomic_facts=atomic,
+        subject_type=record.get("subject_type") or "",
+    )
+
+
+def edits_from_doc(doc: Mapping[str, Any], where: str) -> tuple[Edit, ...]:
+    """The edits a task document carries: one (`edit_id`, `fact`) or several (`edits`).
+
+    `where` names the document in the error raised when it carries none.
+    """
+    records = doc.get("edits") if isinstance(doc, Mapping) and "edits" in doc else [doc]
+    edits = []
+    for record in records or ():
+        if not isinstance(record, Mapping) or not record.get("edit_id") or not str(record.get("fact") or "").strip():
+            raise ValueError(
+                f"{where} carries no edit: the editing model needs 'edit_id' and a non-empty "
+                "'fact' (or a list 'edits' of such records). Only ripplebench tasks provide them."
+            )
+        edits.append(edit_from_record(record))
+    if not edits:
+        raise ValueError(f"{where} has an empty 'edits' list.")
+    return tuple(edits)
+
+
+def group_by_edits(queries: Sequence[Query]) -> dict[tuple[Edit, ...], list[int]]:
+    """Indices of the queries sharing the same edits, in order of first appearance."""
+    groups: dict[tuple[Edit, ...], list[int]] = defaultdict(list)
+    for index, query in enumerate(queries):
+        groups[query.edits].append(index)
+    return dict(groups)
+
+
+class EditThenQuery:
+    """Runs queries against a model edited by `editor`, one edit group at a time."""
+
+    def __init__(self, model: LoadedModel, editor: Editor, prompt_format: str, batch_size: int = 16) -> None:
+        self.model = model
+        self.editor = editor
+        self.prompt_format = prompt_format
+        self.batch_size = batch_size
+
+    def answer(self, queries: Sequence[Query], context: str) -> list[str]:
+        """Answer queries on the model as it is now, batching those with equal decoding settings."""
+        answers: list[str] = [""] * len(queries)
+        by_settings: dict[tuple, list[int]] = defaultdict(list)
+        for index, query in enumerate(queries):
+            by_settings[(query.stops, query.max_new_tokens)].append(index)
+        tokenizer = self.model.tokenizer
+        for (stops, max_new_tokens), indices in by_settings.items():
+            prompts = [
+                render_prompt(self.prompt_format, tokenizer, queries[i].question, context) for i in indices
+            ]
+            outputs = greedy_generate(
+                self.model.model,
+                tokenizer,
+                prompts,
+                max_new_tokens=max_new_tokens,
+                stops=stops,
+                batch_size=self.batch_size,
+                add_special_tokens=self.prompt_format != "chat",
+            )
+            for index, output in zip(indices, outputs):
+                answers[index] = output
+        return answers
+
+    def run(self, queries: Sequence[Query], progress: bool = True) -> list[str]:
+        """Answer every query after applying its edits; the model is restored after each group."""
+        answers: list[str] = [""] * len(queries)
+        groups = group_by_edits(queries)
+        for edits, indices in tqdm(groups.items(), desc="edits", unit="edit", disable=not progress):
+            handle = self.editor.apply(self.model, edits)
+            try:
+                outputs = self.answer([queries[i] for i in indices], handle.context)
+            finally:
+                self.editor.revert(handle)
+            for index, output in zip(indices, outputs):
+                answers[index] = output
+        return answers

