@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("editors", help="list editors (built-in, third-party, presets)").set_defaults(run=list_editors)
     commands.add_parser("models", help="list built-in model aliases").set_defaults(run=list_models)
+    data = commands.add_parser("data", help="generate, prepare or check datasets")
+    data.add_subparsers(dest="dataset", required=True)  # one sub-command per dataset module
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Datasets: generation, preparation and loading (one module per dataset)."""
