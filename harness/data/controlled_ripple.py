@@ -13,6 +13,7 @@ Reading instances (ours or the official release) lives in `controlled_ripple_io`
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -24,6 +25,7 @@ from typing import Any, Iterator
 from ripplebench.harness.data.controlled_ripple_io import open_text
 from ripplebench.harness.data.controlled_ripple_kb import (
     Entity,
+    EntityType,
     KnowledgeBase,
     Relation,
     entity_id,
@@ -275,13 +277,20 @@ _PRONOUN_WORDS = {"male": {"he", "him", "his"}, "female": {"she", "her", "hers"}
 _QUESTION_KEYS = ("alias_question", "unalias_question", "answer")
 
 
+@functools.lru_cache(maxsize=None)
+def _lookups(entity_type: EntityType) -> tuple[dict[str, Entity], dict[str, Relation]]:
+    """An entity type's entities and relations by their ids."""
+    entities = {entity_id(entity_type.name, e.name): e for e in entity_type.entities}
+    relations = {relation_id(entity_type.name, r.id): r for r in entity_type.relations.values()}
+    return entities, relations
+
+
 def _instance_problems(instance: dict[str, Any], spec: SplitSpec, kb: KnowledgeBase, where: str) -> list[str]:
     problems = []
     entity_type = kb.get(instance.get("entity_type", ""))
     if entity_type is None:
         return [f"{where}: unknown entity_type {instance.get('entity_type')!r}"]
-    entities = {entity_id(entity_type.name, e.name): e for e in entity_type.entities}
-    relations = {relation_id(entity_type.name, r.id): r for r in entity_type.relations.values()}
+    entities, relations = _lookups(entity_type)
     texts = [instance["text"], *(q[key] for q in instance["questions"] for key in _QUESTION_KEYS)]
     texts += [fact[key] for fact in instance["atomic_facts"] for key in ("prompt", "paraphrase")]
     if any("{" in text or "}" in text for text in texts):

@@ -91,7 +91,7 @@ def open_text(path: Path, mode: str = "r") -> IO[str]:
         return path.open(mode, encoding="utf-8")
     if mode == "r":
         return gzip.open(path, "rt", encoding="utf-8")
-    return io.TextIOWrapper(gzip.GzipFile(path, mode + "b", mtime=0), encoding="utf-8")
+    return io.TextIOWrapper(gzip.GzipFile(path, mode + "b", compresslevel=6, mtime=0), encoding="utf-8")
 
 
 def read_text(path: Path) -> str:

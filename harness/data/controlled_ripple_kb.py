@@ -10,6 +10,7 @@ against installable reference packages (pycountry, phonenumbers, babel, countryi
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ class Entity:
     facts: dict[str, tuple[str, ...]]  # relation id -> answers, canonical first
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity (it holds dicts)
 class EntityType:
     name: str
     sources: dict[str, str]
@@ -71,6 +72,7 @@ class EntityType:
 KnowledgeBase = dict[str, EntityType]
 
 
+@functools.lru_cache(maxsize=None)
 def slug(text: str) -> str:
     """A lowercase ASCII id for a name: "Persian (Farsi)" -> "persian-farsi"."""
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
@@ -85,8 +87,9 @@ def relation_id(entity_type: str, relation: str) -> str:
     return f"{entity_type}:{relation}"
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate mapping keys instead of keeping the last one."""
+class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """Safe loader (libyaml's when available) that rejects duplicate mapping keys instead of
+    keeping the last one."""
 
 
 def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
