@@ -24,6 +24,7 @@ from typing import Any, Iterator
 
 from ripplebench.harness.data.controlled_ripple_io import open_text
 from ripplebench.harness.data.controlled_ripple_kb import (
+    ENTITY_TYPES,
     Entity,
     EntityType,
     KnowledgeBase,
@@ -99,33 +100,36 @@ def load_name_lists(path: Path = NAME_LISTS) -> dict[str, list[str]]:
 
 def template_problems(templates: dict[str, Any], entity_types: list[str]) -> list[str]:
     """Templates that are missing, lack a slot, or do not render for every kind of subject."""
+    return [
+        f"story template {name}/{kind}{problem}"
+        for name in entity_types
+        for kind in SUBJECT_KINDS
+        for problem in _template_problems((templates.get(name) or {}).get(kind), name, kind)
+    ]
+
+
+def _template_problems(template: Any, name: str, kind: str) -> list[str]:
+    if not isinstance(template, dict) or not isinstance(template.get("slots"), list):
+        return [": missing (needs 'story' and three 'slots')"]
+    slots = template["slots"]
+    placeholders = set(re.findall(r"\{(" + name + r"_\d)\}", template.get("story", "")))
+    if placeholders != {f"{name}_{i}" for i in (1, 2, 3)} or len(slots) != 3:
+        return [f": needs {{{name}_1}}, {{{name}_2}}, {{{name}_3}} and three slots"]
     problems = []
-    for name in entity_types:
-        for kind in SUBJECT_KINDS:
-            where = f"story template {name}/{kind}"
-            template = (templates.get(name) or {}).get(kind)
-            if not isinstance(template, dict) or not isinstance(template.get("slots"), list):
-                problems.append(f"{where}: missing (needs 'story' and three 'slots')")
-                continue
-            slots = template["slots"]
-            placeholders = set(re.findall(r"\{(" + name + r"_\d)\}", template.get("story", "")))
-            if placeholders != {f"{name}_{i}" for i in (1, 2, 3)} or len(slots) != 3:
-                problems.append(f"{where}: needs {{{name}_1}}, {{{name}_2}}, {{{name}_3}} and three slots")
-                continue
-            for number, slot in enumerate(slots, start=1):
-                if any(not str(slot.get(field) or "").strip() for field in SLOT_FIELDS):
-                    problems.append(f"{where} slot {number}: needs {', '.join(SLOT_FIELDS)}")
-                elif not slot["description"].startswith("the "):
-                    problems.append(f"{where} slot {number}: description must start with 'the '")
-                elif "{subject}" not in slot["atomic"]:
-                    problems.append(f"{where} slot {number}: the atomic prompt must name {{subject}} (MEMIT)")
-            for gender in ("male", "female") if kind == "person" else ("company",):
-                subject = Subject("Test Subject", kind, gender)
-                texts = [template["story"], *(slot[field] for slot in slots for field in SLOT_FIELDS if field in slot)]
-                try:
-                    [subject.fill(text, **{f"{name}_{i}": "X" for i in (1, 2, 3)}) for text in texts]
-                except (KeyError, IndexError, ValueError) as error:
-                    problems.append(f"{where}: unknown placeholder {error}")
+    for number, slot in enumerate(slots, start=1):
+        if any(not str(slot.get(field) or "").strip() for field in SLOT_FIELDS):
+            problems.append(f" slot {number}: needs {', '.join(SLOT_FIELDS)}")
+        elif not slot["description"].startswith("the "):
+            problems.append(f" slot {number}: description must start with 'the '")
+        elif "{subject}" not in slot["atomic"]:
+            problems.append(f" slot {number}: the atomic prompt must name {{subject}} (MEMIT needs it)")
+    texts = [template["story"], *(slot[field] for slot in slots for field in SLOT_FIELDS if field in slot)]
+    for gender in ("male", "female") if kind == "person" else ("company",):
+        try:
+            for text in texts:
+                Subject("Test Subject", kind, gender).fill(text, **{f"{name}_{i}": "X" for i in (1, 2, 3)})
+        except (KeyError, IndexError, ValueError) as error:
+            return problems + [f": unknown placeholder {error}"]
     return problems
 
 
@@ -314,7 +318,8 @@ def _instance_problems(instance: dict[str, Any], spec: SplitSpec, kb: KnowledgeB
             problems.append(f"{at}: answers differ from the knowledge base's {entity.facts[relation.id]}")
         if question["unalias_question"] != relation.ask(entity_type.name, entity.name):
             problems.append(f"{at}: specificity question does not name {entity.name}")
-        if instance["subject"] not in question["alias_question"] or entity.name in question["alias_question"]:
+        named = re.search(rf"\b{re.escape(entity.name)}\b", question["alias_question"])
+        if instance["subject"] not in question["alias_question"] or named:
             problems.append(f"{at}: efficacy question must name the subject, not the entity")
     return problems
 
@@ -412,8 +417,11 @@ def source_table(kb: KnowledgeBase) -> str:
 
 def write_card(splits: dict[str, list[dict[str, Any]]], kb: KnowledgeBase, seed: int, data_dir: Path) -> Path:
     """The dataset card (README.md) with this generation's counts and the knowledge base's sources."""
+    command = f"ripplebench data controlled-ripple generate --seed {seed}"
+    if set(kb) != set(ENTITY_TYPES):
+        command += f" --types {','.join(kb)}"
     text = Template(CARD_TEMPLATE.read_text(encoding="utf-8")).substitute(
-        seed=seed,
+        command=command,
         counts=count_table(splits),
         types=type_table(splits, kb),
         sources=source_table(kb),
