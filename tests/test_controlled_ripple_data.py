@@ -151,7 +151,8 @@ def test_fake_subjects_share_no_word_with_real_entities_or_answers(kb):
     assert {"kenya", "nairobi", "shilling"} <= reserved
     for subject in persons + companies:
         assert not {w.casefold() for w in re.findall(r"\w{3,}", subject.name)} & reserved, subject.name
-    assert len(persons) > 6000 and len(companies) > 3500  # enough for a different subject per instance
+    # a different subject per instance: about half of the 6050 instances have a company subject
+    assert len(persons) > 6000 and len(companies) > 3500
     names = {"female_first": ["Kenya", "Mira"], "male_first": [], "last_name": ["Santos", "Nairobi"],
              "company_root": ["Veltrix"], "company_suffix": ["Shilling", "Labs"]}  # fmt: skip
     persons, companies = cr.fake_subjects(names, kb)
