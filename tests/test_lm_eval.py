@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import requires_controlled_ripple_splits
 from lm_eval.api.instance import Instance
 
 from ripplebench.harness.lm_model import EditingLM
@@ -95,6 +96,7 @@ def run_lm_eval(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess
     return process, results
 
 
+@requires_controlled_ripple_splits
 def test_lm_eval_runs_editing_tasks_with_no_extra_flags(tiny_model_dir, tmp_path):
     process, results = run_lm_eval(
         tmp_path, "--model", "editing",
@@ -107,6 +109,7 @@ def test_lm_eval_runs_editing_tasks_with_no_extra_flags(tiny_model_dir, tmp_path
     assert results["config"]["ripplebench"]["editor_config"]["person_template"].startswith("Imagine that")
 
 
+@requires_controlled_ripple_splits
 def test_plain_lm_eval_models_run_the_tasks_as_the_unedited_baseline(tiny_model_dir, tmp_path):
     _, results = run_lm_eval(
         tmp_path, "--model", "hf", "--model_args", f"pretrained={tiny_model_dir}",

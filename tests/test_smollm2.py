@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import parameters_hash
+from helpers import parameters_hash, requires_controlled_ripple_splits
 
 from ripplebench.editors import Edit, build_editor
 from ripplebench.harness.models import converted_gguf_dir, load_model, resolve_model
@@ -47,6 +47,7 @@ def test_cpt_on_smollm2_reverts_bit_for_bit(smollm2_cache):
     assert parameters_hash(loaded.model) == before
 
 
+@requires_controlled_ripple_splits
 def test_lm_eval_prepend_on_smollm2(smollm2_cache, tmp_path):
     output = tmp_path / "out"
     env = {**os.environ, "RIPPLEBENCH_CACHE": str(smollm2_cache), "HF_HUB_OFFLINE": "1"}

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import requires_controlled_ripple_splits
 
 import ripplebench.tasks
 from ripplebench.harness.metrics import exact_match
@@ -97,13 +98,29 @@ def test_a_bad_instance_is_named_by_file_and_line(tmp_path, broken, message):
         utils.read_documents(path)
 
 
-@pytest.mark.parametrize("split", utils.SPLITS)
-def test_committed_sample_splits_load(split):
+@pytest.mark.parametrize("split", utils.SAMPLE_SPLITS)
+def test_committed_samples_load(split):
+    docs = utils.read_documents(utils.sample_file(split))
+    assert len(docs) > 0 and len(docs) % 2 == 0
+    assert {d["kind"] for d in docs} == {"efficacy", "specificity"}
+
+
+@requires_controlled_ripple_splits
+@pytest.mark.parametrize(("split", "instances"), [("id", 500), ("ood_entity", 350), ("ood_relation", 350),
+                                                  ("ood_both", 350), ("val", 500)])
+def test_each_task_reads_its_full_generated_split(split, instances):
     dataset = utils.load_split(split)["test"]
-    assert len(dataset) > 0 and len(dataset) % 2 == 0
-    assert set(dataset["kind"]) == {"efficacy", "specificity"}
+    assert len(set(dataset["edit_id"])) == instances
+    assert dataset["kind"].count("efficacy") == dataset["kind"].count("specificity") == len(dataset) // 2
+    assert all(dataset["relation_id"]) and all(dataset["entity_id"])
+
+
+def test_every_task_split_has_a_task_file():
+    for split in utils.SPLITS:
+        task = "controlled_ripple_" + split
+        assert f"split: {split}" in (TASK_DIR / f"{task}.yaml").read_text()
 
 
 def test_unknown_split_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="Valid: id, ood_entity, ood_relation, ood_both"):
+    with pytest.raises(ValueError, match="Valid: id, ood_entity, ood_relation, ood_both, val"):
         utils.split_file("ood")

@@ -2,8 +2,10 @@
 
 An instance (official format) holds `text`, the fact f, and `questions`, each with
 `alias_question` (multi-hop through the fake entity: efficacy), `unalias_question` (the same
-relation asked of the real entity: specificity) and `answer`. ripplebench's files may add
-`id`, `subject_type` ("person"/"company"), `answer_aliases` and `atomic_facts`.
+relation asked of the real entity: specificity) and `answer`. ripplebench's files add `id`,
+`subject_type` ("person"/"company"), `atomic_facts` and, per question, `answer_aliases`,
+`entity_id` and `relation_id` (see data/README.md). Reading and checking instances is
+`ripplebench.harness.data.controlled_ripple_io`'s job.
 
 Each question becomes two documents, efficacy then specificity, both carrying the edit, so
 `--limit` keeps pairs together and the `editing` model can group documents by edit.
@@ -11,34 +13,36 @@ Each question becomes two documents, efficacy then specificity, both carrying th
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from ripplebench.harness.data.controlled_ripple_io import read_jsonl
 from ripplebench.harness.metrics import exact_match
 
 DATA_DIR = Path(__file__).parent / "data"
-SPLITS = ("id", "ood_entity", "ood_relation", "ood_both")
-QUESTION_FIELDS = ("alias_question", "unalias_question", "answer")
+# task split -> generated file (`ripplebench data controlled-ripple generate` writes them)
+SPLITS = {
+    "id": "test_id.jsonl",
+    "ood_entity": "test_ood_entity.jsonl",
+    "ood_relation": "test_ood_relation.jsonl",
+    "ood_both": "test_ood_both.jsonl",
+    "val": "validation.jsonl",
+}
+SAMPLE_SPLITS = ("id", "ood_entity", "ood_relation", "ood_both")
 
 
 def split_file(split: str) -> Path:
-    """The committed sample file of a split."""
+    """The generated file of a task split."""
     if split not in SPLITS:
         raise ValueError(f"Unknown Controlled RippleEdit split '{split}'. Valid: {', '.join(SPLITS)}.")
+    return DATA_DIR / SPLITS[split]
+
+
+def sample_file(split: str) -> Path:
+    """The small hand-written sample of a test split (kept for quick tests)."""
+    if split not in SAMPLE_SPLITS:
+        raise ValueError(f"No sample for split '{split}'. Valid: {', '.join(SAMPLE_SPLITS)}.")
     return DATA_DIR / f"sample_{split}.jsonl"
-
-
-def _check_instance(instance: Any, where: str) -> None:
-    if not isinstance(instance, dict) or not str(instance.get("text") or "").strip():
-        raise ValueError(f"{where}: instance has no fact ('text' is missing or empty).")
-    questions = instance.get("questions")
-    if not isinstance(questions, list) or not questions:
-        raise ValueError(f"{where}: instance has no questions ('questions' is missing or empty).")
-    for number, question in enumerate(questions):
-        missing = [key for key in QUESTION_FIELDS if not str(question.get(key) or "").strip()]
-        if missing:
-            raise ValueError(f"{where}: question {number} lacks {', '.join(missing)}.")
 
 
 def documents(instance: dict[str, Any], edit_id: str) -> list[dict[str, Any]]:
@@ -52,26 +56,20 @@ def documents(instance: dict[str, Any], edit_id: str) -> list[dict[str, Any]]:
     docs = []
     for number, question in enumerate(instance["questions"]):
         answers = [question["answer"], *question.get("answer_aliases", [])]
+        ids = {"entity_id": question.get("entity_id", ""), "relation_id": question.get("relation_id", "")}
         for kind, key in (("efficacy", "alias_question"), ("specificity", "unalias_question")):
-            docs.append({**edit, "question_id": number, "kind": kind, "question": question[key], "answers": answers})
+            docs.append(
+                {**edit, **ids, "question_id": number, "kind": kind, "question": question[key], "answers": answers}
+            )
     return docs
 
 
 def read_documents(path: str | Path) -> list[dict[str, Any]]:
-    """Read a JSON-lines file of instances and flatten it, naming the line of any bad instance."""
+    """Read a JSON-lines file of instances and flatten it; a bad row is named by file, line, field."""
     path = Path(path)
     docs = []
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_number}"
-            try:
-                instance = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{where}: not valid JSON ({error.msg}).") from None
-            _check_instance(instance, where)
-            docs.extend(documents(instance, str(instance.get("id") or f"{path.stem}-{line_number}")))
+    for number, instance in enumerate(read_jsonl(path), start=1):
+        docs.extend(documents(instance, str(instance.get("id") or f"{path.stem}-{number}")))
     return docs
 
 
@@ -79,7 +77,13 @@ def load_split(split: str, **_metadata: Any) -> dict[str, Any]:
     """lm-eval `custom_dataset` hook: the split's documents as a `test` dataset."""
     import datasets
 
-    return {"test": datasets.Dataset.from_list(read_documents(split_file(split)))}
+    path = split_file(split)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing: generate the splits with `ripplebench data controlled-ripple generate` "
+            "from the repository root, then `make install`."
+        )
+    return {"test": datasets.Dataset.from_list(read_documents(path))}
 
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
