@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEPS := $(VENV)/.deps-installed
-DEMO := --tasks controlled_ripple_id --batch_size 16 --output_path results/demo
+# --limit keeps the demo to a few minutes on a CPU: the first 60 documents (30 questions).
+DEMO := --tasks controlled_ripple_id --limit 60 --batch_size 16 --output_path results/demo
 DEMO_MODEL := model=smollm2-135m
 
 .PHONY: install demo test clean controlled-ripple-data
