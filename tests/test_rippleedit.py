@@ -5,25 +5,16 @@ Expected values come from reading tests/fixtures/rippleedit/ by hand (its README
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-import ripplebench.tasks
 from ripplebench.harness.cli import main
 from ripplebench.harness.data import rippleedit as re_data
+from ripplebench.tasks.ripple_edit import utils as task_utils
 
 FIXTURE = Path(__file__).parent / "fixtures" / "rippleedit"
-TASK_DIR = Path(ripplebench.tasks.__file__).parent / "ripple_edit"
-
-
-def load_task_utils():
-    spec = importlib.util.spec_from_file_location("ripple_edit_utils", TASK_DIR / "utils.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def fixture_edits() -> dict[str, re_data.RippleEdit]:
@@ -211,7 +202,7 @@ def test_data_dir_setting_and_default(monkeypatch, tmp_path):
 
 def test_missing_data_error_gives_the_command_to_run(tmp_path):
     with pytest.raises(FileNotFoundError) as error:
-        load_task_utils().load_split("test", data_dir=str(tmp_path))
+        task_utils.load_split("test", data_dir=str(tmp_path))
     assert f"ripplebench data rippleedit --data-dir {tmp_path}" in str(error.value)
     assert "RIPPLEBENCH_RIPPLEEDIT_DIR" in str(error.value)
 
@@ -247,8 +238,7 @@ def test_cli_reports_missing_data_without_a_traceback(tmp_path, capsys):
 
 
 def test_task_documents_carry_the_edit_and_labels(prepared):
-    utils = load_task_utils()
-    docs = utils.load_split("validation", data_dir=str(prepared))["test"]
+    docs = task_utils.load_split("validation", data_dir=str(prepared))["test"]
     edits = re_data.load_split("validation", prepared)
     assert len(docs) == sum(len(e.queries) for e in edits)
     doc = docs[0]
@@ -258,10 +248,9 @@ def test_task_documents_carry_the_edit_and_labels(prepared):
 
 
 def test_process_results_reports_category_stratum_and_type():
-    utils = load_task_utils()
     edit = fixture_edits()["recent-1"]
-    ci, rs = utils.documents(edit)
-    assert utils.process_results(ci, [" 2 children."]) == {"efficacy": 1.0, "efficacy_nonverbatim": 1.0, "CI": 1.0}
-    assert utils.process_results(ci, [" three"]) == {"efficacy": 0.0, "efficacy_nonverbatim": 0.0, "CI": 0.0}
+    ci, rs = task_utils.documents(edit)
+    assert task_utils.process_results(ci, [" 2 children."]) == {"efficacy": 1.0, "efficacy_nonverbatim": 1.0, "CI": 1.0}
+    assert task_utils.process_results(ci, [" three"]) == {"efficacy": 0.0, "efficacy_nonverbatim": 0.0, "CI": 0.0}
     # Table 28's caveat: the alias "ja" occurs in the question ("Japan"), so EM is 1 whatever the answer
-    assert utils.process_results(rs, [" no idea"]) == {"specificity": 1.0, "specificity_verbatim": 1.0, "RS": 1.0}
+    assert task_utils.process_results(rs, [" no idea"]) == {"specificity": 1.0, "specificity_verbatim": 1.0, "RS": 1.0}

@@ -176,7 +176,7 @@ def valid_answers(query: Mapping[str, Any]) -> tuple[str, ...]:
     """
     answers: list[str] = []
     for answer in query.get("answers") or ():
-        value = str(answer.get("value") or "")
+        value = "" if answer.get("value") is None else str(answer["value"])
         if not value.strip():
             continue
         for text in (value, *(str(alias) for alias in answer.get("aliases") or ())):
