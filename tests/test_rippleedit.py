@@ -182,6 +182,8 @@ def test_a_folder_missing_official_files_is_named(tmp_path):
         ({"example_type": "recent"}, "entry 1: not a RippleEdits entry"),
         ({"edit": {"prompt": " "}}, "entry 1: the edit has no 'prompt'"),
         ({"edit": {"prompt": "A fact."}, "Logical_Generalization": []}, "entry 1: missing criteria Compositionality_I"),
+        ({"edit": {"prompt": "A fact."}, **{name: [] for name in re_data.CRITERIA}, "Forgetfulness": ["a test"]},
+         "entry 1: Forgetfulness holds a str, not a test object"),
     ],
 )
 def test_a_malformed_entry_is_named_by_file_and_position(tmp_path, broken, message):

@@ -220,6 +220,8 @@ def parse_entry(entry: Any, edit_id: str, subset: str, where: str) -> RippleEdit
     dropped = 0
     for criterion, query_type in CRITERIA.items():
         for test in entry[criterion]:
+            if not isinstance(test, dict):
+                raise ValueError(f"{where}: {criterion} holds a {type(test).__name__}, not a test object.")
             for query in test.get("test_queries") or ():
                 answers = valid_answers(query)
                 if not answers or not str(query.get("prompt") or "").strip():
@@ -268,12 +270,17 @@ def split_edits(
 
 
 def _download(url: str, target: Path) -> None:
-    """Fetch one file; refuse a Git LFS pointer in place of the data."""
-    with urllib.request.urlopen(url, timeout=60) as response:
-        data = response.read()
-    if data.startswith(b"version https://git-lfs"):
+    """Fetch one file with a progress bar; refuse a Git LFS pointer in place of the data."""
+    from tqdm import tqdm
+
+    with urllib.request.urlopen(url, timeout=60) as response, target.open("wb") as out:
+        size = int(response.headers.get("Content-Length") or 0) or None
+        with tqdm(total=size, unit="B", unit_scale=True, desc=target.name) as bar:
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                bar.update(len(chunk))
+    if target.read_bytes()[:64].startswith(b"version https://git-lfs"):
         raise ValueError(f"{url} returned a Git LFS pointer, not the data.")
-    target.write_bytes(data)
 
 
 def _offline_help(folder: str) -> str:
@@ -315,6 +322,11 @@ def default_data_dir() -> Path:
     return default_cache_dir() / "rippleedit"
 
 
+def resolve_data_dir(data_dir: str | Path | None) -> Path:
+    """An explicit folder, else the default one."""
+    return Path(data_dir).expanduser() if data_dir else default_data_dir()
+
+
 def _write_jsonl(path: Path, records: Iterable[Mapping[str, Any]]) -> None:
     """Write atomically, so an interrupted run never leaves a half-written split."""
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp") as handle:
@@ -334,15 +346,15 @@ def prepare(
 
     Returns the manifest that is also written next to the splits (`manifest.json`).
     """
-    out = Path(data_dir) if data_dir else default_data_dir()
+    out = resolve_data_dir(data_dir)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out) as scratch:
         edits = [edit for subset, path in fetch_sources(source, Path(scratch)).items() for edit in read_subset(path, subset)]
     dropped = sum(edit.dropped for edit in edits)
     log.info("RippleEdit: dropped %d queries that have no non-blank answer.", dropped)
     splits = split_edits(edits, validation_size, test_size, seed)
-    for split, split_edits_ in splits.items():
-        _write_jsonl(out / f"{split}.jsonl", (edit.to_record() for edit in split_edits_))
+    for split, members in splits.items():
+        _write_jsonl(out / f"{split}.jsonl", (edit.to_record() for edit in members))
     manifest = {
         "format_version": FORMAT_VERSION,
         "source": source,
@@ -370,7 +382,7 @@ def load_split(split: str, data_dir: str | Path | None = None) -> list[RippleEdi
     """The prepared edits of one split."""
     if split not in SPLITS:
         raise ValueError(f"Unknown RippleEdit split '{split}'. Valid: {', '.join(SPLITS)}.")
-    folder = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    folder = resolve_data_dir(data_dir)
     path = folder / f"{split}.jsonl"
     if not path.is_file():
         raise FileNotFoundError(missing_data_message(folder, split))
@@ -424,13 +436,13 @@ def prepared_statistics(data_dir: str | Path | None = None) -> dict[str, dict[st
 def _run_prepare(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     manifest = prepare(args.source, args.data_dir, args.validation_size, args.test_size, args.seed)
-    folder = Path(args.data_dir) if args.data_dir else default_data_dir()
+    folder = resolve_data_dir(args.data_dir)
     sizes = ", ".join(f"{split} {size}" for split, size in manifest["split_sizes"].items())
     print(f"Prepared RippleEdit in {folder}: {sizes} edits.")
 
 
 def _run_stats(args: argparse.Namespace) -> None:
-    folder = Path(args.data_dir) if args.data_dir else default_data_dir()
+    folder = resolve_data_dir(args.data_dir)
     table = format_statistics(prepared_statistics(folder))
     print(f"RippleEdit questions per propagation type ({folder})")
     print(table)
