@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from ripplebench.harness.data import controlled_ripple_cli
+from ripplebench.harness.data import add_commands as add_dataset_commands
 
 
 def list_editors(_: argparse.Namespace) -> int:
@@ -43,8 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("editors", help="list editors (built-in, third-party, presets)").set_defaults(run=list_editors)
     commands.add_parser("models", help="list built-in model aliases").set_defaults(run=list_models)
     data = commands.add_parser("data", help="generate, prepare or check datasets")
-    datasets = data.add_subparsers(dest="dataset", required=True)  # one sub-command per dataset module
-    controlled_ripple_cli.register(datasets)
+    add_dataset_commands(data.add_subparsers(dest="dataset", required=True))  # one per dataset module
     return parser
 
 

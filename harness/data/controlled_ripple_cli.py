@@ -96,7 +96,7 @@ def run_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(datasets: argparse._SubParsersAction) -> None:
+def add_cli(datasets: argparse._SubParsersAction) -> None:
     """Add `controlled-ripple` with its `generate` and `validate` commands to `ripplebench data`."""
     parser = datasets.add_parser("controlled-ripple", help="Controlled RippleEdit: generate or validate the splits")
     actions = parser.add_subparsers(dest="action", required=True)
