@@ -3,7 +3,9 @@
 Wording follows the paper (Appendix B.1, after Cohen et al. 2024): "Imagine that <fact>".
 For Controlled RippleEdit, whose facts start with a fake subject's name, Appendix E.3 keeps
 it grammatical: "Imagine that someone named <fact>" for a fake person and "Imagine that a
-company named <fact>" for a fake company.
+company named <fact>" for a fake company. As in the authors' code, the plain template
+lower-cases the fact's first letter ("Imagine that the mother of ...") and the context is
+joined to the question with a space.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ class PrependConfig(EditorConfig):
     template: str = "Imagine that {fact}"
     person_template: str = "Imagine that someone named {fact}"
     company_template: str = "Imagine that a company named {fact}"
-    separator: str = "\n"
+    separator: str = " "
+    lowercase_first: bool = True  # for the plain template only
 
 
 class Prepend(Editor):
@@ -33,8 +36,10 @@ class Prepend(Editor):
             "person": self.config.person_template,
             "company": self.config.company_template,
         }
-        template = templates.get(edit.subject_type, self.config.template)
-        return template.format(fact=edit.fact.strip())
+        fact = edit.fact.strip()
+        if edit.subject_type not in templates and self.config.lowercase_first:
+            fact = fact[:1].lower() + fact[1:]
+        return templates.get(edit.subject_type, self.config.template).format(fact=fact)
 
     def apply(self, model, edits: Sequence[Edit]) -> EditHandle:
         separator = self.config.separator
