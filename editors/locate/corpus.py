@@ -79,10 +79,16 @@ def _wikitext() -> Corpus:
     return Corpus("wikitext-103-raw-v1", "wikitext-103 (train)", texts)
 
 
+def resolve_auto(spec: str) -> str:
+    """`auto` becomes the corpus it stands for here; other settings are returned as they are."""
+    if spec != "auto":
+        return spec
+    return "ctrl_ripple_train" if CTRL_RIPPLE_TRAIN.is_file() else "ctrl_ripple_sample"
+
+
 def load_corpus(spec: str) -> Corpus:
     """Resolve a corpus setting (see CORPORA) to its documents."""
-    if spec == "auto":
-        spec = "ctrl_ripple_train" if CTRL_RIPPLE_TRAIN.is_file() else "ctrl_ripple_sample"
+    spec = resolve_auto(spec)
     if spec == "ctrl_ripple_train":
         if not CTRL_RIPPLE_TRAIN.is_file():
             raise ValueError(f"The Controlled RippleEdit training split {CTRL_RIPPLE_TRAIN} is not installed.")

@@ -14,7 +14,7 @@ from ripplebench.harness.models import LoadedModel
 
 from ..base import AtomicFact, Edit, EditHandle, Editor, snapshot_parameters
 from .config import LocateEditConfig, parse_layers
-from .corpus import load_corpus
+from .corpus import load_corpus, resolve_auto
 from .modules import ModulePaths, resolve_paths
 from .rows import Rows, atomic_facts, encode_rows
 from .stats import StatsSettings, second_moments
@@ -39,6 +39,11 @@ class LocateThenEdit(Editor):
     """Base of the locate-then-edit editors; subclasses implement `edit`."""
 
     config: LocateEditConfig
+
+    def __init__(self, config: LocateEditConfig | None = None) -> None:
+        super().__init__(config)
+        # Results record the editor config, so they name the corpus `auto` stood for.
+        self.config.mom2_dataset = resolve_auto(self.config.mom2_dataset)
 
     def edited_layers(self, num_layers: int) -> list[int]:
         """Every layer whose down projection this config edits."""

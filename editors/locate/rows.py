@@ -106,3 +106,20 @@ def encode_rows(
         prompt_last=torch.tensor(prompt_last),
         labels=padded(labels, -100),
     )
+
+
+def concat_rows(first: Rows, second: Rows, pad_id: int) -> Rows:
+    """Stack two batches of rows into one, right-padding the narrower one."""
+    width = max(first.input_ids.shape[1], second.input_ids.shape[1])
+
+    def widen(tensor: torch.Tensor, value: int) -> torch.Tensor:
+        return torch.nn.functional.pad(tensor, (0, width - tensor.shape[1]), value=value)
+
+    return Rows(
+        input_ids=torch.cat([widen(first.input_ids, pad_id), widen(second.input_ids, pad_id)]),
+        attention_mask=torch.cat([widen(first.attention_mask, 0), widen(second.attention_mask, 0)]),
+        fact=torch.cat([first.fact, second.fact]),
+        subject_last=torch.cat([first.subject_last, second.subject_last]),
+        prompt_last=torch.cat([first.prompt_last, second.prompt_last]),
+        labels=torch.cat([widen(first.labels, -100), widen(second.labels, -100)]),
+    )

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from ripplebench.harness.models import LoadedModel, default_cache_dir
 
 from .corpus import Corpus
-from .modules import ModulePaths, capture_inputs
+from .modules import ModulePaths, capture_inputs, forward_until
 
 
 def model_identity(loaded: LoadedModel) -> str:
@@ -85,7 +85,7 @@ def _compute(loaded: LoadedModel, paths: ModulePaths, layers: Sequence[int], set
         ids = torch.tensor([row + [tokenizer.pad_token_id or 0] * (length - len(row)) for row in encoded])
         mask = torch.tensor([[1] * len(row) + [0] * (length - len(row)) for row in encoded]).bool()
         with capture_inputs(modules) as keys:
-            model(input_ids=ids.to(loaded.device), attention_mask=mask.to(loaded.device))
+            forward_until(model, modules[max(layers)], ids.to(loaded.device), mask.to(loaded.device))
         for layer in layers:
             selected = keys[layer][mask.to(loaded.device)].float()
             product = (selected.T @ selected).double().cpu()

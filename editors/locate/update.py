@@ -21,7 +21,7 @@ import torch
 
 from ripplebench.harness.models import LoadedModel
 
-from .modules import ModulePaths, as_weight_update, capture_inputs, capture_outputs
+from .modules import ModulePaths, as_weight_update, capture_inputs, capture_outputs, forward_until
 from .rows import Rows
 
 Solver = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -43,11 +43,10 @@ def keys_and_hidden(
     model = loaded.model
     index = torch.arange(len(rows.fact), device=rows.fact.device)
     where = rows.position(position)
-    with capture_inputs({key_layer: paths.down_proj(model, key_layer)}) as keys, capture_outputs(
-        {hidden_layer: paths.layer(model, hidden_layer)}
-    ) as outputs:
-        model(input_ids=rows.input_ids, attention_mask=rows.attention_mask)
-    return per_fact_mean(keys[key_layer][index, where].float(), rows.fact), outputs[hidden_layer][index, where].float()
+    last = paths.layer(model, hidden_layer)
+    with capture_inputs({key_layer: paths.down_proj(model, key_layer)}) as keys, capture_outputs({0: last}) as outputs:
+        forward_until(model, last, rows.input_ids, rows.attention_mask)
+    return per_fact_mean(keys[key_layer][index, where].float(), rows.fact), outputs[0][index, where].float()
 
 
 def memit_solver(covariances: Mapping[int, torch.Tensor], update_weight: float) -> Solver:

@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import torch
+from tqdm import tqdm
 
 from ripplebench.harness.models import LoadedModel
 
 from ..base import AtomicFact
-from .modules import ModulePaths, capture_outputs, edit_output
-from .rows import Rows, encode_rows
+from .modules import ModulePaths, capture_outputs, edit_output, forward_until, logits_at, replay_layers
+from .rows import Rows, concat_rows, encode_rows
 
 KL_PROMPT = "{} is a"
 PREFIX_STARTS = ("The", "Therefore", "Because", "I", "You")
@@ -83,50 +84,27 @@ def generate_prefixes(loaded: LoadedModel, count: int, length: int, seed: int) -
 
 
 def _additions(
-    model: torch.nn.Module, paths: ModulePaths, rows: Rows, sites: Sequence[DeltaSite], deltas: Sequence[torch.Tensor]
+    model: torch.nn.Module,
+    paths: ModulePaths,
+    rows: Rows,
+    sites: Sequence[DeltaSite],
+    deltas: Sequence[torch.Tensor],
+    kl_rows: torch.Tensor,
 ) -> ExitStack:
-    """Hooks that add each site's per-fact delta at that site's position of every row."""
+    """Hooks that add each site's per-fact delta at that site's position of every row
+    (on the KL rows only for sites with `on_kl_prompts`)."""
     stack = ExitStack()
     index = torch.arange(len(rows.fact), device=rows.fact.device)
     for site, delta in zip(sites, deltas):
         position = rows.position(site.position)
+        keep = torch.ones_like(kl_rows) if site.on_kl_prompts else ~kl_rows
 
-        def change(hidden: torch.Tensor, position=position, delta=delta) -> torch.Tensor:
-            values = delta[rows.fact].to(hidden.dtype)
-            return hidden + torch.zeros_like(hidden).index_put((index, position), values)
+        def change(hidden: torch.Tensor, position=position, delta=delta, keep=keep) -> torch.Tensor:
+            values = delta[rows.fact] * keep.unsqueeze(-1)
+            return hidden + torch.zeros_like(hidden).index_put((index, position), values.to(hidden.dtype))
 
         stack.enter_context(edit_output(paths.layer(model, site.layer), change))
     return stack
-
-
-def _nll_per_fact(logits: torch.Tensor, rows: Rows, facts: int) -> torch.Tensor:
-    """Mean over each fact's rows of the mean target-token negative log-likelihood."""
-    mask = rows.labels != -100
-    log_probs = torch.log_softmax(logits[mask].float(), dim=-1)
-    token_nll = -log_probs.gather(1, rows.labels[mask].unsqueeze(1)).squeeze(1)
-    row_of_token = torch.nonzero(mask)[:, 0]
-    row_nll = torch.zeros(len(rows.fact), device=logits.device).index_add(0, row_of_token, token_nll)
-    row_nll = row_nll / mask.sum(1)
-    per_fact = torch.zeros(facts, device=logits.device).index_add(0, rows.fact, row_nll)
-    return per_fact / torch.bincount(rows.fact, minlength=facts)
-
-
-def _kl_log_probs(logits: torch.Tensor, rows: Rows) -> torch.Tensor:
-    picked = logits[torch.arange(len(rows.fact), device=logits.device), rows.subject_last]
-    return torch.log_softmax(picked.float(), dim=-1)
-
-
-def _hidden_at(
-    loaded: LoadedModel, paths: ModulePaths, rows: Rows, sites: Sequence[DeltaSite], deltas: Sequence[torch.Tensor]
-) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Each site's layer output at its position (deltas included) and the logits, no gradients."""
-    model = loaded.model
-    layers = {number: paths.layer(model, site.layer) for number, site in enumerate(sites)}
-    index = torch.arange(len(rows.fact), device=rows.fact.device)
-    with torch.no_grad(), _additions(model, paths, rows, sites, deltas), capture_outputs(layers) as outputs:
-        logits = model(input_ids=rows.input_ids, attention_mask=rows.attention_mask).logits
-    hidden = [outputs[number][index, rows.position(site.position)] for number, site in enumerate(sites)]
-    return hidden, logits
 
 
 def _optimise_batch(
@@ -136,54 +114,83 @@ def _optimise_batch(
     prefixes: Sequence[str],
     sites: Sequence[DeltaSite],
     settings: VStarSettings,
+    progress: tqdm,
 ) -> tuple[list[torch.Tensor], torch.Tensor, int]:
-    """v* per site for a batch of facts, their final target NLL, and the steps taken."""
+    """v* per site for a batch of facts, their final target NLL, and the steps taken.
+
+    One batch holds the rewriting rows (each fact after each prefix, with its target) and then
+    one KL row per fact; layers below the lowest site are computed once and replayed.
+    """
     model, device, count = loaded.model, loaded.device, len(facts)
-    rewrite = encode_rows(loaded.tokenizer, facts, ["", *prefixes]).to(device)
+    tokenizer = loaded.tokenizer
+    rewrite = encode_rows(tokenizer, facts, ["", *prefixes])
     kl_facts = [AtomicFact(KL_PROMPT.format(fact.subject), "", fact.subject) for fact in facts]
-    kl_rows = encode_rows(loaded.tokenizer, kl_facts, with_targets=False).to(device)
-    kl_sites = [site for site in sites if site.on_kl_prompts]
-    bare = torch.arange(count, device=device) * (1 + len(prefixes))  # rows without a prefix
+    rows = concat_rows(rewrite, encode_rows(tokenizer, kl_facts, with_targets=False), tokenizer.pad_token_id or 0)
+    rows = rows.to(device)
+    written = len(rewrite.fact)  # rows before this index are rewriting rows, the rest KL rows
+    is_kl = torch.arange(len(rows.fact), device=device) >= written
+    bare = torch.arange(count, device=device) * (1 + len(prefixes))
+    index = torch.arange(len(rows.fact), device=device)
+    layer_modules = {number: paths.layer(model, site.layer) for number, site in enumerate(sites)}
 
-    zeros = [torch.zeros(count, loaded.model.config.hidden_size, device=device) for _ in sites]
-    initial, _ = _hidden_at(loaded, paths, rewrite, sites, zeros)
-    initial_norms = [hidden[bare].norm(dim=-1) for hidden in initial]
-    with torch.no_grad():
-        kl_initial = _kl_log_probs(model(input_ids=kl_rows.input_ids, attention_mask=kl_rows.attention_mask).logits, kl_rows)
+    # Logits are needed only where a target token is predicted and at the KL rows' subject.
+    scored = rows.labels != -100
+    scored[written + torch.arange(count, device=device), rows.subject_last[written:]] = True
 
-    deltas = [torch.zeros_like(zero, requires_grad=True) for zero in zeros]
-    optimizer = torch.optim.Adam(deltas, lr=settings.lr)
-    steps = 0
-    with frozen(model):
+    def forward(deltas: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        with _additions(model, paths, rows, sites, deltas, is_kl), capture_outputs(layer_modules) as outputs:
+            logits = logits_at(model, rows.input_ids, rows.attention_mask, scored)
+        hidden = [outputs[number][index, rows.position(site.position)] for number, site in enumerate(sites)]
+        return logits, hidden
+
+    def losses(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-fact target NLL and the KL rows' log-probabilities, from the scored positions' logits."""
+        targets = logits[: int(scored[:written].sum())]
+        labels = rows.labels[scored][: len(targets)]
+        token_nll = -torch.log_softmax(targets.float(), dim=-1).gather(1, labels.unsqueeze(1)).squeeze(1)
+        row_of_token = torch.nonzero(scored[:written])[:, 0]
+        tokens_per_row = scored[:written].sum(1)
+        row_nll = torch.zeros(written, device=device).index_add(0, row_of_token, token_nll) / tokens_per_row
+        fact = rows.fact[:written]
+        nll = torch.zeros(count, device=device).index_add(0, fact, row_nll) / torch.bincount(fact, minlength=count)
+        return nll, torch.log_softmax(logits[len(targets) :].float(), dim=-1)
+
+    first_site = min(site.layer for site in sites)
+
+    def run_once() -> None:
+        if first_site:
+            forward_until(model, paths.layer(model, first_site - 1), rows.input_ids, rows.attention_mask)
+
+    with replay_layers(model, paths, first_site, run_once), frozen(model):
+        zeros = [torch.zeros(count, model.config.hidden_size, device=device) for _ in sites]
+        with torch.no_grad():
+            logits, initial = forward(zeros)
+        _, kl_initial = losses(logits)
+        initial_norms = [hidden[bare].norm(dim=-1) for hidden in initial]
+        deltas = [torch.zeros_like(zero, requires_grad=True) for zero in zeros]
+        optimizer = torch.optim.Adam(deltas, lr=settings.lr)
+        steps = 0
         for steps in range(1, settings.steps + 1):
-            with _additions(model, paths, rewrite, sites, deltas):
-                logits = model(input_ids=rewrite.input_ids, attention_mask=rewrite.attention_mask).logits
-            loss = _nll_per_fact(logits, rewrite, count)
-            if settings.kl_factor:
-                kl_deltas = [delta for site, delta in zip(sites, deltas) if site.on_kl_prompts]
-                with _additions(model, paths, kl_rows, kl_sites, kl_deltas):
-                    kl_logits = model(input_ids=kl_rows.input_ids, attention_mask=kl_rows.attention_mask).logits
-                kl = torch.nn.functional.kl_div(
-                    kl_initial, _kl_log_probs(kl_logits, kl_rows), log_target=True, reduction="none"
-                ).sum(-1)
-                loss = loss + settings.kl_factor * kl
+            nll, kl_log_probs = losses(forward(deltas)[0])
+            kl = torch.nn.functional.kl_div(kl_initial, kl_log_probs, log_target=True, reduction="none").sum(-1)
+            loss = nll + settings.kl_factor * kl
             for site, delta, norm in zip(sites, deltas, initial_norms):
                 loss = loss + site.weight_decay * delta.norm(dim=-1) ** 2 / norm**2
             if bool((loss < EARLY_STOP_LOSS).all()):
                 break
+            progress.update()
+            progress.set_postfix(loss=f"{loss.max().item():.3f}")
             optimizer.zero_grad()
             loss.sum().backward()
             optimizer.step()
             with torch.no_grad():
                 for site, delta, norm in zip(sites, deltas, initial_norms):
                     limit = site.clamp_norm_factor * norm
-                    scale = (limit / delta.norm(dim=-1).clamp(min=1e-12)).clamp(max=1.0)
-                    delta.mul_(scale.unsqueeze(-1))
-
-    final = [delta.detach() for delta in deltas]
-    hidden, logits = _hidden_at(loaded, paths, rewrite, sites, final)
-    nll = _nll_per_fact(logits, rewrite, count)
-    return [values[bare] for values in hidden], nll, steps
+                    delta.mul_((limit / delta.norm(dim=-1).clamp(min=1e-12)).clamp(max=1.0).unsqueeze(-1))
+        with torch.no_grad():
+            logits, hidden = forward([delta.detach() for delta in deltas])
+    final_nll, _ = losses(logits)
+    return [values[bare] for values in hidden], final_nll, steps
 
 
 def optimise_targets(
@@ -197,12 +204,15 @@ def optimise_targets(
     """v* for every fact at every site ([facts, hidden] per site) and a summary for results."""
     per_site: list[list[torch.Tensor]] = [[] for _ in sites]
     nll, steps = [], []
-    for start in range(0, len(facts), settings.facts_per_batch):
+    batches = range(0, len(facts), settings.facts_per_batch)
+    progress = tqdm(total=len(batches) * settings.steps, desc=f"v* for {len(facts)} facts", unit="step", leave=False)
+    for start in batches:
         batch = facts[start : start + settings.facts_per_batch]
-        values, batch_nll, batch_steps = _optimise_batch(loaded, paths, batch, prefixes, sites, settings)
+        values, batch_nll, batch_steps = _optimise_batch(loaded, paths, batch, prefixes, sites, settings, progress)
         for collected, value in zip(per_site, values):
             collected.append(value)
         nll.append(batch_nll)
         steps.append(batch_steps)
+    progress.close()
     summary = {"vstar_target_nll": float(torch.cat(nll).mean()), "vstar_max_steps": max(steps)}
     return [torch.cat(collected) for collected in per_site], summary
