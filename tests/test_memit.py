@@ -59,10 +59,23 @@ def test_layer_settings_parse_ranges_lists_and_the_papers_depth():
         parse_layers("2,9", 4)
 
 
-def test_module_paths_are_found_for_llama_and_gpt2(tiny):
-    from transformers import GPT2Config, GPT2LMHeadModel
+def test_module_paths_are_found_for_llama_qwen2_gemma3_and_gpt2(tiny):
+    from transformers import (
+        Gemma3ForCausalLM,
+        Gemma3TextConfig,
+        GPT2Config,
+        GPT2LMHeadModel,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
 
-    assert resolve_paths(tiny.model).rewrite_tmp == "model.layers.{}.mlp.down_proj"
+    sizes = {"vocab_size": 50, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2,
+             "num_attention_heads": 2, "num_key_value_heads": 1}
+    llama_style = [tiny.model, Qwen2ForCausalLM(Qwen2Config(**sizes)),
+                   Gemma3ForCausalLM(Gemma3TextConfig(**sizes, head_dim=8))]
+    for model in llama_style:
+        paths = resolve_paths(model)
+        assert (paths.layer_tmp, paths.rewrite_tmp) == ("model.layers.{}", "model.layers.{}.mlp.down_proj")
     gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=16, n_head=2, vocab_size=50))
     paths = resolve_paths(gpt2)
     assert (paths.layer_tmp, paths.rewrite_tmp) == ("transformer.h.{}", "transformer.h.{}.mlp.c_proj")
@@ -204,3 +217,20 @@ def test_presets_carry_table_26_for_llama_3_2_1b():
     assert (config.layers, config.clamp_norm_factor, config.v_num_grad_steps, config.v_lr) == ("1-5", 0.75, 20, 0.5)
     assert (config.v_weight_decay, config.kl_factor, config.mom2_update_weight) == (0.5, 0.0625, 20000.0)
     assert config.mom2_n_samples == 100000 and config.rewrite_module_tmp == "model.layers.{}.mlp.down_proj"
+
+
+def test_memit_edits_gpt2_conv1d_projections_and_reverts(tiny, tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from ripplebench.harness.models import LoadedModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(n_layer=3, n_embd=32, n_head=2, vocab_size=len(tiny.tokenizer), n_positions=128)
+    gpt2 = LoadedModel("tiny-gpt2", GPT2LMHeadModel(config).eval(), tiny.tokenizer)
+    digest = parameters_hash(gpt2.model)
+    editor = build_editor("memit", {**FAST, "layers": "0-1", "cache_dir": str(tmp_path)})
+    handle = editor.apply(gpt2, [FOUNDED])
+    assert set(handle.saved) == {"transformer.h.0.mlp.c_proj.weight", "transformer.h.1.mlp.c_proj.weight"}
+    assert parameters_hash(gpt2.model) != digest
+    editor.revert(handle)
+    assert parameters_hash(gpt2.model) == digest

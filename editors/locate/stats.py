@@ -76,11 +76,14 @@ def _compute(loaded: LoadedModel, paths: ModulePaths, layers: Sequence[int], set
     sums = {layer: None for layer in layers}
     tokens = 0
     documents = settings.documents
+    config = model.config
+    positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    max_length = min(settings.max_length, positions or settings.max_length)
     batches = range(0, len(documents), settings.batch_size)
     modules = {layer: paths.down_proj(model, layer) for layer in layers}
     for start in tqdm(batches, desc=f"key statistics ({settings.corpus.id}, layers {list(layers)})", unit="batch"):
         batch = documents[start : start + settings.batch_size]
-        encoded = [tokenizer(text, truncation=True, max_length=settings.max_length)["input_ids"] for text in batch]
+        encoded = [tokenizer(text, truncation=True, max_length=max_length)["input_ids"] for text in batch]
         length = max(len(ids) for ids in encoded)
         ids = torch.tensor([row + [tokenizer.pad_token_id or 0] * (length - len(row)) for row in encoded])
         mask = torch.tensor([[1] * len(row) + [0] * (length - len(row)) for row in encoded]).bool()
