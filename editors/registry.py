@@ -28,6 +28,9 @@ BUILTIN: dict[str, str] = {
     "none": "ripplebench.editors.none:NoEdit",
     "prepend": "ripplebench.editors.prepend:Prepend",
     "cpt": "ripplebench.editors.cpt:CPT",
+    "memit": "ripplebench.editors.memit:MEMIT",
+    "alphaedit": "ripplebench.editors.alphaedit:AlphaEdit",
+    "jeep": "ripplebench.editors.jeep:JEEP",
 }
 
 
