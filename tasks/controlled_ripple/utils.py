@@ -15,7 +15,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ripplebench.harness.llm_score import JudgeFilter, llm_metrics, use_task_metadata
 from ripplebench.harness.metrics import exact_match
+
+__all__ = ["JudgeFilter", "load_split", "process_results"]
 
 DATA_DIR = Path(__file__).parent / "data"
 SPLITS = ("id", "ood_entity", "ood_relation", "ood_both")
@@ -75,13 +78,17 @@ def read_documents(path: str | Path) -> list[dict[str, Any]]:
     return docs
 
 
-def load_split(split: str, **_metadata: Any) -> dict[str, Any]:
+def load_split(split: str, **metadata: Any) -> dict[str, Any]:
     """lm-eval `custom_dataset` hook: the split's documents as a `test` dataset."""
     import datasets
+
+    use_task_metadata(metadata)
 
     return {"test": datasets.Dataset.from_list(read_documents(split_file(split)))}
 
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
-    """Score one answer: reported under `efficacy` or `specificity` by the document's kind."""
-    return {doc["kind"]: exact_match(doc["question"], results[0], doc["answers"])}
+    """Score one answer: reported under `efficacy` or `specificity` by the document's kind,
+    and under `llm_efficacy` / `llm_specificity` when the judge scored it."""
+    metrics = {doc["kind"]: exact_match(doc["question"], results[0], doc["answers"])}
+    return {**metrics, **llm_metrics(metrics, results[0])}
