@@ -75,14 +75,15 @@ class JudgeFilter(Filter):
         self.question_field = question_field
         self.answers_field = answers_field
 
-    def apply(self, resps: Sequence[str], docs: Sequence[dict]) -> list[str]:
+    def apply(self, resps: Iterable[str], docs: Sequence[dict]) -> list[str]:
+        resps = list(resps)  # take_first hands over an iterator
         settings = judge_settings()
         if settings is None:
             log.warning(
                 "LLM-Score was not computed: no judge is configured (set %sMODEL, or judge_model in "
                 "--metadata); only exact match is reported.", ENV_PREFIX,
             )
-            return list(resps)
+            return resps
         items = [judge_item(doc, answer, self.question_field, self.answers_field) for doc, answer in zip(docs, resps)]
         judge = Judge(settings)
         try:

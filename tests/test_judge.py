@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from judge_server import FakeJudge
 
+from ripplebench.harness.cli import main
 from ripplebench.harness.judge import DEFAULT_TEMPLATE, Judge, JudgeError, JudgeItem, JudgeSettings, parse_score
 
 ITEMS = [
@@ -214,3 +218,64 @@ def test_openai_without_an_api_key_is_refused_before_any_request(tmp_path, monke
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     with pytest.raises(ValueError, match=r"needs an API key: set RIPPLEBENCH_JUDGE_API_KEY or OPENAI_API_KEY"):
         Judge(JudgeSettings(model="gpt-4o-mini", cache_dir=tmp_path))
+
+
+LM_EVAL = Path(sys.executable).parent / "lm_eval"
+
+
+def run_lm_eval(tmp_path: Path, model_dir: Path, output: Path, judge_env: dict[str, str]) -> tuple[str, dict]:
+    """The real lm_eval executable on a few documents; returns its log and results file."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("RIPPLEBENCH_JUDGE_")}
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", **judge_env)
+    process = subprocess.run(
+        [str(LM_EVAL), "--model", "editing", "--model_args", f"model={model_dir},editor=prepend",
+         "--tasks", "controlled_ripple_ood_entity", "--limit", "4", "--batch_size", "4",
+         "--output_path", str(output), "--log_samples", "--device", "cpu"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    results = max(output.rglob("results_*.json"))
+    return process.stdout + process.stderr, json.loads(results.read_text())
+
+
+def judge_env(server: FakeJudge, cache: Path) -> dict[str, str]:
+    return {"RIPPLEBENCH_JUDGE_MODEL": "fake-judge", "RIPPLEBENCH_JUDGE_BASE_URL": server.base_url,
+            "RIPPLEBENCH_JUDGE_CACHE_DIR": str(cache), "RIPPLEBENCH_JUDGE_BACKOFF": "0.01"}
+
+
+def test_lm_eval_reports_llm_score_with_stderr_and_a_rerun_makes_no_requests(tiny_model_dir, tmp_path):
+    with FakeJudge() as server:
+        env = judge_env(server, tmp_path / "cache")
+        log, results = run_lm_eval(tmp_path, tiny_model_dir, tmp_path / "first", env)
+        requests = server.requests
+        assert requests > 0
+        rerun_log, rerun = run_lm_eval(tmp_path, tiny_model_dir, tmp_path / "second", env)
+        assert server.requests == requests
+    metrics = results["results"]["controlled_ripple_ood_entity"]
+    for name in ("llm_efficacy", "llm_specificity", "efficacy", "specificity"):
+        assert 0.0 <= metrics[f"{name},none"] <= 1.0 and isinstance(metrics[f"{name}_stderr,none"], float)
+    assert re.search(r"\|\s*llm_efficacy\s*\|", log) and "LLM-Score was not computed" not in log
+    assert rerun["results"]["controlled_ripple_ood_entity"] == metrics
+    assert f"({requests} from cache, 0 requests)" in rerun_log
+
+
+def test_without_a_judge_lm_eval_reports_exact_match_then_ripplebench_judge_scores_the_logs(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    log, results = run_lm_eval(tmp_path, tiny_model_dir, tmp_path / "out", {})
+    assert "LLM-Score was not computed: no judge is configured" in log
+    assert not any(key.startswith("llm_") for key in results["results"]["controlled_ripple_ood_entity"])
+    with FakeJudge() as server:
+        for key, value in judge_env(server, tmp_path / "cache").items():
+            monkeypatch.setenv(key, value)
+        assert main(["judge", str(tmp_path / "out")]) == 0
+        requests = server.requests
+        assert requests > 0
+        assert main(["judge", str(tmp_path / "out")]) == 0  # resumes from the cache
+        assert server.requests == requests
+    printed = capsys.readouterr().out
+    assert re.search(r"\|\s*llm_specificity\s*\|", printed) and "0 requests), 0 unscorable" in printed
+    metrics = json.loads(max((tmp_path / "out").rglob("results_*.json")).read_text())["results"]["controlled_ripple_ood_entity"]
+    assert isinstance(metrics["llm_efficacy_stderr,none"], float)
+    samples = [json.loads(line) for line in max((tmp_path / "out").rglob("samples_*.jsonl")).read_text().splitlines()]
+    for sample in samples:
+        kind = sample["doc"]["kind"]
+        assert sample["metrics"] == [kind, f"llm_{kind}"] and sample[f"llm_{kind}"] in (0.2, 1.0)
