@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -279,3 +280,74 @@ def test_without_a_judge_lm_eval_reports_exact_match_then_ripplebench_judge_scor
     for sample in samples:
         kind = sample["doc"]["kind"]
         assert sample["metrics"] == [kind, f"llm_{kind}"] and sample[f"llm_{kind}"] in (0.2, 1.0)
+
+
+DOCS = [
+    {"kind": "efficacy", "question": "What is the capital of Malaysia?", "answers": ["Kuala Lumpur"]},
+    {"kind": "specificity", "question": "What is the calling code for Japan?", "answers": ["+81"]},
+]
+
+
+def use_judge(monkeypatch, server: FakeJudge | None, cache: Path, url: str | None = None) -> None:
+    for key, value in {"MODEL": "fake-judge", "BASE_URL": url or server.base_url, "CACHE_DIR": str(cache),
+                       "RETRIES": "1", "BACKOFF": "0.01", "REASKS": "0"}.items():
+        monkeypatch.setenv(f"RIPPLEBENCH_JUDGE_{key}", value)
+
+
+def test_filter_scores_answers_and_process_results_reports_llm_metrics(monkeypatch, tmp_path):
+    from ripplebench.tasks.controlled_ripple.utils import JudgeFilter, process_results
+
+    with FakeJudge() as server:
+        use_judge(monkeypatch, server, tmp_path)
+        server.reply = lambda prompt: "no score" if "+81" in prompt else FakeJudge.reply(server, prompt)
+        answers = JudgeFilter().apply(iter(["Kuala Lumpur", "+81"]), DOCS)
+    assert answers == ["Kuala Lumpur", "+81"]  # the text itself is unchanged
+    assert process_results(DOCS[0], [answers[0]]) == {"efficacy": 1.0, "llm_efficacy": 1.0}
+    # Unscorable: left out of llm_specificity (and counted in the log), never reported as 0.
+    assert process_results(DOCS[1], [answers[1]]) == {"specificity": 1.0}
+
+
+def test_filter_without_a_judge_passes_answers_through(monkeypatch, caplog):
+    from ripplebench.tasks.controlled_ripple.utils import JudgeFilter, process_results
+
+    monkeypatch.delenv("RIPPLEBENCH_JUDGE_MODEL", raising=False)
+    monkeypatch.setattr(logging.getLogger("lm_eval"), "propagate", True)  # lm_eval may have turned it off
+    answers = JudgeFilter().apply(iter(["Kuala Lumpur"]), DOCS[:1])
+    assert process_results(DOCS[0], answers) == {"efficacy": 1.0}
+    assert "LLM-Score was not computed" in caplog.text
+
+
+def test_unreachable_judge_in_lm_eval_keeps_the_answers_for_ripplebench_judge(monkeypatch, tmp_path, capsys):
+    from ripplebench.tasks.controlled_ripple.utils import JudgeFilter
+
+    with FakeJudge() as server:
+        url = server.base_url  # closed when the block ends: nothing listens there any more
+    use_judge(monkeypatch, None, tmp_path / "cache", url)
+    with pytest.raises(JudgeError, match=re.escape(url) + r" cannot be reached .* saved in (\S+);") as error:
+        JudgeFilter().apply(iter(["Kuala Lumpur", "81"]), DOCS)
+    saved = re.search(r"saved in (\S+);", str(error.value)).group(1)
+    with FakeJudge() as server:
+        use_judge(monkeypatch, server, tmp_path / "cache")
+        assert main(["judge", saved]) == 0
+    records = [json.loads(line) for line in Path(saved).read_text().splitlines()]
+    assert [record["llm_score"] for record in records] == [1.0, 0.2]
+    assert "2 items, 2 judgements (0 from cache, 2 requests), 0 unscorable" in capsys.readouterr().out
+
+
+def test_judge_settings_reach_the_task_through_lm_eval_metadata(monkeypatch, tmp_path):
+    from ripplebench.harness.llm_score import judge_settings
+    from ripplebench.tasks.controlled_ripple.utils import load_split
+
+    monkeypatch.delenv("RIPPLEBENCH_JUDGE_MODEL", raising=False)
+    load_split("id", version=1.0, judge_model="meta-judge", judge_base_url="http://127.0.0.1:9/v1", judge_cache_dir=str(tmp_path))
+    assert (judge_settings().model, judge_settings().base_url) == ("meta-judge", "http://127.0.0.1:9/v1")
+    with pytest.raises(ValueError, match=r"Unknown judge setting\(s\) judge_url"):
+        load_split("id", judge_url="http://x")
+    load_split("id")
+    assert judge_settings() is None
+
+
+def test_editing_model_accepts_judge_model_args_for_the_tasks(tiny_model_dir):
+    from ripplebench.harness.lm_model import EditingLM
+
+    EditingLM.create_from_arg_string(f"model={tiny_model_dir},judge_model=gpt-4o-mini,judge_concurrency=4")
