@@ -112,19 +112,16 @@ class JudgeSettings:
         return cls(**{name: _convert(cls, name, value) for name, value in values.items()})
 
 
+_CONVERTERS = {"int": int, "float": float, "Path": lambda value: Path(value).expanduser()}
+
+
 def _convert(cls: type, name: str, value: Any) -> Any:
-    """Turn an environment string into the field's type, naming the setting when it cannot."""
-    kind = {item.name: item.type for item in fields(cls)}[name]
+    """Turn an environment or metadata string into the field's type, naming the setting when it cannot."""
+    kind = {item.name: item.type for item in fields(cls)}[name]  # annotations are strings here
     try:
-        if "int" in str(kind):
-            return int(value)
-        if "float" in str(kind):
-            return float(value)
-        if "Path" in str(kind):
-            return Path(value).expanduser()
+        return _CONVERTERS.get(kind, str)(value)
     except ValueError:
         raise ValueError(f"Judge setting '{name}' must be {kind}, got {value!r}.") from None
-    return str(value)
 
 
 def parse_score(reply: str) -> float | None:
