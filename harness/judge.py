@@ -192,11 +192,15 @@ class JudgeCache:
     def key(model: str, template_sha: str, question: str, reference: str, prediction: str) -> str:
         return hashlib.sha256(json.dumps([model, template_sha, question, reference, prediction]).encode()).hexdigest()
 
-    def get(self, key: str) -> tuple[float | None] | None:
-        """(score,) when cached (score None: unscorable), else None."""
+    def lookup(self, keys: Sequence[str]) -> dict[str, float | None]:
+        """The cached scores among `keys` (None: cached as unscorable); absent keys are left out."""
+        found: dict[str, float | None] = {}
         with self._lock:
-            row = self._db.execute("SELECT score FROM judgements WHERE key = ?", (key,)).fetchone()
-        return None if row is None else (row[0],)
+            for start in range(0, len(keys), 500):  # SQLite bounds the number of parameters
+                chunk = keys[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                found.update(self._db.execute(f"SELECT key, score FROM judgements WHERE key IN ({marks})", chunk).fetchall())
+        return found
 
     def put(self, key: str, values: Sequence[Any], score: float | None, reply: str) -> None:
         with self._lock:
@@ -244,14 +248,15 @@ class Judge:
         report = JudgeReport(items=len(items))
         triples = sorted({(item.question, answer, item.prediction) for item in items for answer in item.answers})
         report.judgements = len(triples)
+        cached = self.cache.lookup([self._key(triple) for triple in triples])
         scores: dict[tuple[str, str, str], float | None] = {}
         missing = []
         for triple in triples:
-            cached = self.cache.get(self._key(triple))
-            if cached is None or (retry_unscorable and cached[0] is None):
+            key = self._key(triple)
+            if key not in cached or (retry_unscorable and cached[key] is None):
                 missing.append(triple)
             else:
-                scores[triple] = cached[0]
+                scores[triple] = cached[key]
         report.cached = len(triples) - len(missing)
         if missing:
             report.requests = _run(self._judge_all(missing, scores, progress))
