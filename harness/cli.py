@@ -70,8 +70,8 @@ def compare_runs(args: argparse.Namespace) -> int:
         rows = compare(args.run_a, args.run_b, args.resamples, args.seed, args.alpha)
     except (ValueError, FileNotFoundError) as error:
         raise SystemExit(f"ripplebench compare: {error}") from None
-    print(f"RUN_A = {args.run_a}\nRUN_B = {args.run_b}\npaired bootstrap, {args.resamples} resamples, seed {args.seed}; "
-          f"* = p < {args.alpha:g}")
+    print(f"RUN_A = {args.run_a}\nRUN_B = {args.run_b}")
+    print(f"paired bootstrap, {args.resamples} resamples, seed {args.seed}; * = p < {args.alpha:g}")
     print(format_comparisons(rows, args.alpha))
     return 0
 
@@ -95,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     judge.add_argument("results", help="an lm-eval --output_path folder, a results_*.json or a samples_*.jsonl file")
     judge.add_argument("--model", help="judge model name (RIPPLEBENCH_JUDGE_MODEL)")
-    judge.add_argument("--base_url", help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1 (RIPPLEBENCH_JUDGE_BASE_URL)")
+    judge.add_argument(
+        "--base_url", help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1 (RIPPLEBENCH_JUDGE_BASE_URL)"
+    )
     judge.add_argument("--concurrency", type=int, help="requests in flight at once (RIPPLEBENCH_JUDGE_CONCURRENCY)")
     judge.add_argument("--template", help="a jinja2 prompt template (RIPPLEBENCH_JUDGE_TEMPLATE)")
     judge.add_argument("--retry_unscorable", action="store_true", help="ask again where the cache holds no score")

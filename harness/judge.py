@@ -22,7 +22,7 @@ import random
 import re
 import sqlite3
 import threading
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -79,7 +79,9 @@ class JudgeSettings:
         return [item.name for item in fields(cls)]
 
     @classmethod
-    def resolve(cls, metadata: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> "JudgeSettings | None":
+    def resolve(
+        cls, metadata: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> "JudgeSettings | None":
         """Settings from task metadata (`judge_<name>`, wins) over RIPPLEBENCH_JUDGE_<NAME>.
 
         Returns None when no judge model is named anywhere: the judge is not configured.
@@ -94,7 +96,7 @@ class JudgeSettings:
         for key, value in (metadata or {}).items():
             if not key.startswith(METADATA_PREFIX):
                 continue
-            name = key[len(METADATA_PREFIX):]
+            name = key[len(METADATA_PREFIX) :]
             if name not in cls.names():
                 unknown.append(key)
             elif value not in (None, ""):
@@ -197,14 +199,18 @@ class JudgeCache:
         found: dict[str, float | None] = {}
         with self._lock:
             for start in range(0, len(keys), 500):  # SQLite bounds the number of parameters
-                chunk = keys[start:start + 500]
+                chunk = keys[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                found.update(self._db.execute(f"SELECT key, score FROM judgements WHERE key IN ({marks})", chunk).fetchall())
+                found.update(
+                    self._db.execute(f"SELECT key, score FROM judgements WHERE key IN ({marks})", chunk).fetchall()
+                )
         return found
 
     def put(self, key: str, values: Sequence[Any], score: float | None, reply: str) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO judgements VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (key, *values, score, reply))
+            self._db.execute(
+                "INSERT OR REPLACE INTO judgements VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (key, *values, score, reply)
+            )
             self._db.commit()
 
     def close(self) -> None:
@@ -223,7 +229,7 @@ class Judge:
         except OSError as error:
             raise ValueError(f"Cannot read the judge prompt template {settings.template}: {error.strerror}.") from None
         self.template_sha = hashlib.sha256(source.encode()).hexdigest()
-        self._template = jinja2.Environment(keep_trailing_newline=False, undefined=jinja2.StrictUndefined).from_string(source)
+        self._template = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(source)
         if not (settings.api_key or settings.base_url or os.environ.get("OPENAI_BASE_URL")):
             raise ValueError(
                 f"The judge '{settings.model}' at {settings.endpoint} needs an API key: set {ENV_PREFIX}API_KEY "
@@ -239,7 +245,9 @@ class Judge:
         """The judge prompt for one (question, valid answer, generated answer)."""
         return self._template.render(question=question, reference=reference, prediction=prediction)
 
-    def score(self, items: Sequence[JudgeItem], retry_unscorable: bool = False, progress: bool = True) -> tuple[list[float | None], JudgeReport]:
+    def score(
+        self, items: Sequence[JudgeItem], retry_unscorable: bool = False, progress: bool = True
+    ) -> tuple[list[float | None], JudgeReport]:
         """Each item's best normalised score over its answers (None: unscorable), and a report.
 
         An item is unscorable when no answer could be scored, or when an answer could not be
@@ -311,15 +319,25 @@ class Judge:
             score = parse_score(reply)
             if score is not None:
                 return score, reply
-        logger.warning("Judge reply has no parseable score after %d tries (question %r, reference %r): %r",
-                       1 + self.settings.reasks, triple[0], triple[1], reply[:200])
+        logger.warning(
+            "Judge reply has no parseable score after %d tries (question %r, reference %r): %r",
+            1 + self.settings.reasks,
+            triple[0],
+            triple[1],
+            reply[:200],
+        )
         return None, reply
 
     async def _request(self, client: Any, prompt: str, counter: list[int]) -> str:
         import openai
 
         settings = self.settings
-        retryable = (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError, openai.APIConnectionError)
+        retryable = (
+            openai.RateLimitError,
+            openai.InternalServerError,
+            openai.APITimeoutError,
+            openai.APIConnectionError,
+        )
         for attempt in range(settings.retries + 1):
             counter[0] += 1
             try:
@@ -336,8 +354,10 @@ class Judge:
                 logger.info("Judge request failed (%s); retrying in %.2f s", type(error).__name__, delay)
                 await asyncio.sleep(delay)
             except openai.APIStatusError as error:  # 4xx other than 429: retrying cannot help
-                raise JudgeError(f"The judge at {settings.endpoint} refused the request (HTTP {error.status_code}, "
-                                 f"model '{settings.model}'): {error.message}") from None
+                raise JudgeError(
+                    f"The judge at {settings.endpoint} refused the request (HTTP {error.status_code}, "
+                    f"model '{settings.model}'): {error.message}"
+                ) from None
         raise AssertionError("unreachable")
 
 

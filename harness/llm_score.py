@@ -17,14 +17,20 @@ from __future__ import annotations
 
 import json
 import logging
-import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from lm_eval.api.filter import Filter
 
 from ripplebench.harness.judge import (
-    ENV_PREFIX, METADATA_PREFIX, Judge, JudgeError, JudgeItem, JudgeReport, JudgeSettings,
+    ENV_PREFIX,
+    METADATA_PREFIX,
+    Judge,
+    JudgeError,
+    JudgeItem,
+    JudgeReport,
+    JudgeSettings,
 )
 from ripplebench.harness.runs import Run, find_runs, read_records, write_json, write_records
 
@@ -81,7 +87,8 @@ class JudgeFilter(Filter):
         if settings is None:
             log.warning(
                 "LLM-Score was not computed: no judge is configured (set %sMODEL, or judge_model in "
-                "--metadata); only exact match is reported.", ENV_PREFIX,
+                "--metadata); only exact match is reported.",
+                ENV_PREFIX,
             )
             return resps
         items = [judge_item(doc, answer, self.question_field, self.answers_field) for doc, answer in zip(docs, resps)]
@@ -101,12 +108,17 @@ class JudgeFilter(Filter):
         if report.unscorable:
             log.warning(
                 "%d of %d answers got no parseable score from the judge and are left out of the llm_* "
-                "metrics (first: %r).", len(report.unscorable), len(items), report.unscorable[0].prediction,
+                "metrics (first: %r).",
+                len(report.unscorable),
+                len(items),
+                report.unscorable[0].prediction,
             )
         return [ScoredAnswer(answer, score) for answer, score in zip(resps, scores)]
 
 
-def judge_item(doc: Mapping[str, Any], answer: str, question_field: str = "question", answers_field: str = "answers") -> JudgeItem:
+def judge_item(
+    doc: Mapping[str, Any], answer: str, question_field: str = "question", answers_field: str = "answers"
+) -> JudgeItem:
     """The judge item of one document and its generated answer."""
     try:
         question, answers = doc[question_field], doc[answers_field]
@@ -134,7 +146,7 @@ def save_unjudged(settings: JudgeSettings, docs: Sequence[dict], answers: Sequen
     """Write documents and answers in lm-eval's sample-log shape, for `ripplebench judge`."""
     folder = Path(settings.cache_dir) / "unjudged"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"unjudged_{time.strftime('%Y-%m-%dT%H-%M-%S')}_{id(docs):x}.jsonl"
+    path = folder / f"unjudged_{datetime.now().strftime('%Y-%m-%dT%H-%M-%S.%f')}.jsonl"
     with path.open("w", encoding="utf-8") as handle:
         for doc_id, (doc, answer) in enumerate(zip(docs, answers)):
             record = {"doc_id": doc_id, "doc": doc, "filtered_resps": [str(answer)]}
@@ -142,8 +154,13 @@ def save_unjudged(settings: JudgeSettings, docs: Sequence[dict], answers: Sequen
     return path
 
 
-def rescore(path: str | Path, settings: JudgeSettings, retry_unscorable: bool = False,
-            question_field: str = "question", answers_field: str = "answers") -> tuple[list[Run], JudgeReport]:
+def rescore(
+    path: str | Path,
+    settings: JudgeSettings,
+    retry_unscorable: bool = False,
+    question_field: str = "question",
+    answers_field: str = "answers",
+) -> tuple[list[Run], JudgeReport]:
     """Judge every answer in saved sample logs; write llm_* scores into them and their results file.
 
     Each record gets `llm_<metric>` for each of its exact-match metrics (files without metric
@@ -152,12 +169,18 @@ def rescore(path: str | Path, settings: JudgeSettings, retry_unscorable: bool = 
     lm-eval computes them. Judgements come from the cache when they were made before.
     """
     runs = find_runs(path)
-    logs = [(run, task, sample_path, read_records(sample_path)) for run in runs for task, sample_path in run.samples.items()]
+    logs = [
+        (run, task, sample_path, read_records(sample_path)) for run in runs for task, sample_path in run.samples.items()
+    ]
     records = [record for *_, task_records in logs for record in task_records]
     for record in records:
         if not record.get("filtered_resps") or "doc" not in record:
-            raise ValueError(f"A record (doc_id {record.get('doc_id')}) has no doc or filtered_resps; is this an lm-eval sample log?")
-    items = [judge_item(record["doc"], str(record["filtered_resps"][0]), question_field, answers_field) for record in records]
+            raise ValueError(
+                f"A record (doc_id {record.get('doc_id')}) has no doc or filtered_resps; is this an lm-eval sample log?"
+            )
+    items = [
+        judge_item(record["doc"], str(record["filtered_resps"][0]), question_field, answers_field) for record in records
+    ]
     judge = Judge(settings)
     try:
         scores, report = judge.score(items, retry_unscorable=retry_unscorable)

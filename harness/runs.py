@@ -30,14 +30,14 @@ class Run:
 
 
 def _timestamp(results: Path) -> str:
-    return results.stem[len(RESULTS_PREFIX):]
+    return results.stem[len(RESULTS_PREFIX) :]
 
 
 def _run_of_results(results: Path) -> Run:
     stamp = _timestamp(results)
     suffix = f"_{stamp}.jsonl"
     samples = {
-        path.name[len(SAMPLES_PREFIX):-len(suffix)]: path
+        path.name[len(SAMPLES_PREFIX) : -len(suffix)]: path
         for path in sorted(results.parent.glob(f"{SAMPLES_PREFIX}*{suffix}"))
     }
     return Run(results, samples)
@@ -45,8 +45,8 @@ def _run_of_results(results: Path) -> Run:
 
 def _task_of_samples(path: Path) -> str:
     """`samples_<task>_<time>.jsonl` -> task; any other JSON-lines file is named by its stem."""
-    if path.name.startswith(SAMPLES_PREFIX) and "_" in path.stem[len(SAMPLES_PREFIX):]:
-        return path.stem[len(SAMPLES_PREFIX):].rsplit("_", 1)[0]
+    if path.name.startswith(SAMPLES_PREFIX) and "_" in path.stem[len(SAMPLES_PREFIX) :]:
+        return path.stem[len(SAMPLES_PREFIX) :].rsplit("_", 1)[0]
     return path.stem
 
 
@@ -61,7 +61,9 @@ def find_runs(path: str | Path) -> list[Run]:
         raise FileNotFoundError(f"No lm-eval output at {path}: expected a folder, a results_*.json or a samples file.")
     runs = [_run_of_results(results) for results in sorted(path.rglob(f"{RESULTS_PREFIX}*.json"))]
     listed = {sample for run in runs for sample in run.samples.values()}
-    runs += [Run(None, {_task_of_samples(s): s}) for s in sorted(path.rglob(f"{SAMPLES_PREFIX}*.jsonl")) if s not in listed]
+    runs += [
+        Run(None, {_task_of_samples(s): s}) for s in sorted(path.rglob(f"{SAMPLES_PREFIX}*.jsonl")) if s not in listed
+    ]
     if not any(run.samples for run in runs):
         raise FileNotFoundError(f"No sample logs under {path}: run lm_eval with --log_samples.")
     return [run for run in runs if run.samples]

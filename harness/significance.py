@@ -35,8 +35,9 @@ class PairedResult:
     p: float
 
 
-def paired_bootstrap(a: Sequence[float], b: Sequence[float], resamples: int = 10_000, seed: int = 0,
-                     alpha: float = 0.05) -> PairedResult:
+def paired_bootstrap(
+    a: Sequence[float], b: Sequence[float], resamples: int = 10_000, seed: int = 0, alpha: float = 0.05
+) -> PairedResult:
     """Paired bootstrap of mean(a) - mean(b): percentile CI at level 1 - alpha, two-sided p."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
@@ -53,8 +54,15 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], resamples: int = 10
     means = np.concatenate(means)
     extreme = np.count_nonzero(np.abs(means - observed) >= abs(observed) - 1e-12)
     low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    return PairedResult(len(a), float(a.mean()), float(b.mean()), float(observed), float(low), float(high),
-                        float((extreme + 1) / (resamples + 1)))
+    return PairedResult(
+        len(a),
+        float(a.mean()),
+        float(b.mean()),
+        float(observed),
+        float(low),
+        float(high),
+        float((extreme + 1) / (resamples + 1)),
+    )
 
 
 def sample_key(record: dict[str, Any]) -> tuple:
@@ -112,8 +120,9 @@ class Comparison:
     note: str = ""
 
 
-def compare_runs(path_a: str | Path, path_b: str | Path, resamples: int = 10_000, seed: int = 0,
-                 alpha: float = 0.05) -> list[Comparison]:
+def compare_runs(
+    path_a: str | Path, path_b: str | Path, resamples: int = 10_000, seed: int = 0, alpha: float = 0.05
+) -> list[Comparison]:
     """Paired bootstrap of run A against run B for each task, filter and metric."""
     a, b = _samples(load_run(path_a)), _samples(load_run(path_b))
     check_same_samples(a, b)
@@ -128,9 +137,17 @@ def compare_runs(path_a: str | Path, path_b: str | Path, resamples: int = 10_000
         paired = [(x, y) for x, y in pairs if x is not None and y is not None]
         if not paired:
             missing = "RUN_B" if in_a else "RUN_A"
-            rows.append(Comparison(task, filter_key, metric, None, f"not in {missing} (LLM-Score: `ripplebench judge {missing}`)"))
+            rows.append(
+                Comparison(
+                    task, filter_key, metric, None, f"not in {missing} (LLM-Score: `ripplebench judge {missing}`)"
+                )
+            )
             continue
-        note = "" if len(paired) == len(keys) else f"{len(keys) - len(paired)} unpaired (unscorable in A: {len(keys) - in_a}, in B: {len(keys) - in_b})"
+        note = (
+            ""
+            if len(paired) == len(keys)
+            else f"{len(keys) - len(paired)} unpaired (unscorable in A: {len(keys) - in_a}, in B: {len(keys) - in_b})"
+        )
         result = paired_bootstrap([x for x, _ in paired], [y for _, y in paired], resamples, seed, alpha)
         rows.append(Comparison(task, filter_key, metric, result, note))
     return rows
@@ -146,6 +163,8 @@ def format_comparisons(rows: Sequence[Comparison], alpha: float = 0.05) -> str:
             lines.append(f"|{row.task}|{row.filter}|{row.metric}| | | | | | | |{row.note}|")
             continue
         mark = "*" if r.p < alpha else ""
-        lines.append(f"|{row.task}|{row.filter}|{row.metric}|{r.n}|{r.mean_a:.4f}|{r.mean_b:.4f}|{r.diff:+.4f}|"
-                     f"[{r.low:+.4f}, {r.high:+.4f}]|{r.p:.4f}|{mark}|{row.note}|")
+        lines.append(
+            f"|{row.task}|{row.filter}|{row.metric}|{r.n}|{r.mean_a:.4f}|{r.mean_b:.4f}|{r.diff:+.4f}|"
+            f"[{r.low:+.4f}, {r.high:+.4f}]|{r.p:.4f}|{mark}|{row.note}|"
+        )
     return "\n".join(lines)

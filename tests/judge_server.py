@@ -112,11 +112,20 @@ class FakeJudge:
                     return
                 if behaviour == "stall":
                     time.sleep(judge.stall_seconds)
-                content = "I think it is fine." if behaviour == "garbage" else judge.reply(payload["messages"][-1]["content"])
-                self._send(200, {
-                    "id": "fake", "object": "chat.completion", "created": 0, "model": payload["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": content}}],
-                })
+                content = (
+                    "I think it is fine." if behaviour == "garbage" else judge.reply(payload["messages"][-1]["content"])
+                )
+                self._send(
+                    200,
+                    {
+                        "id": "fake",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": payload["model"],
+                        "choices": [
+                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+                        ],
+                    },
+                )
 
         return Handler

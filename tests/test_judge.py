@@ -26,7 +26,9 @@ ITEMS = [
 def settings(server: FakeJudge | None, tmp_path: Path, **changes) -> JudgeSettings:
     """Fast test settings: short timeout and backoff, a private cache."""
     base_url = server.base_url if server else "http://127.0.0.1:9/v1"
-    values = dict(model="fake-judge", base_url=base_url, timeout=1.0, retries=2, backoff=0.01, cache_dir=tmp_path / "cache")
+    values = dict(
+        model="fake-judge", base_url=base_url, timeout=1.0, retries=2, backoff=0.01, cache_dir=tmp_path / "cache"
+    )
     return JudgeSettings(**{**values, **changes})
 
 
@@ -229,10 +231,29 @@ def run_lm_eval(tmp_path: Path, model_dir: Path, output: Path, judge_env: dict[s
     env = {key: value for key, value in os.environ.items() if not key.startswith("RIPPLEBENCH_JUDGE_")}
     env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", **judge_env)
     process = subprocess.run(
-        [str(LM_EVAL), "--model", "editing", "--model_args", f"model={model_dir},editor=prepend",
-         "--tasks", "controlled_ripple_ood_entity", "--limit", "4", "--batch_size", "4",
-         "--output_path", str(output), "--log_samples", "--device", "cpu"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        [
+            str(LM_EVAL),
+            "--model",
+            "editing",
+            "--model_args",
+            f"model={model_dir},editor=prepend",
+            "--tasks",
+            "controlled_ripple_ood_entity",
+            "--limit",
+            "4",
+            "--batch_size",
+            "4",
+            "--output_path",
+            str(output),
+            "--log_samples",
+            "--device",
+            "cpu",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert process.returncode == 0, process.stderr[-3000:]
     results = max(output.rglob("results_*.json"))
@@ -240,8 +261,12 @@ def run_lm_eval(tmp_path: Path, model_dir: Path, output: Path, judge_env: dict[s
 
 
 def judge_env(server: FakeJudge, cache: Path) -> dict[str, str]:
-    return {"RIPPLEBENCH_JUDGE_MODEL": "fake-judge", "RIPPLEBENCH_JUDGE_BASE_URL": server.base_url,
-            "RIPPLEBENCH_JUDGE_CACHE_DIR": str(cache), "RIPPLEBENCH_JUDGE_BACKOFF": "0.01"}
+    return {
+        "RIPPLEBENCH_JUDGE_MODEL": "fake-judge",
+        "RIPPLEBENCH_JUDGE_BASE_URL": server.base_url,
+        "RIPPLEBENCH_JUDGE_CACHE_DIR": str(cache),
+        "RIPPLEBENCH_JUDGE_BACKOFF": "0.01",
+    }
 
 
 def test_lm_eval_reports_llm_score_with_stderr_and_a_rerun_makes_no_requests(tiny_model_dir, tmp_path):
@@ -260,7 +285,9 @@ def test_lm_eval_reports_llm_score_with_stderr_and_a_rerun_makes_no_requests(tin
     assert f"({requests} from cache, 0 requests)" in rerun_log
 
 
-def test_without_a_judge_lm_eval_reports_exact_match_then_ripplebench_judge_scores_the_logs(tiny_model_dir, tmp_path, monkeypatch, capsys):
+def test_without_a_judge_lm_eval_reports_exact_match_then_ripplebench_judge_scores_the_logs(
+    tiny_model_dir, tmp_path, monkeypatch, capsys
+):
     log, results = run_lm_eval(tmp_path, tiny_model_dir, tmp_path / "out", {})
     assert "LLM-Score was not computed: no judge is configured" in log
     assert not any(key.startswith("llm_") for key in results["results"]["controlled_ripple_ood_entity"])
@@ -274,7 +301,9 @@ def test_without_a_judge_lm_eval_reports_exact_match_then_ripplebench_judge_scor
         assert server.requests == requests
     printed = capsys.readouterr().out
     assert re.search(r"\|\s*llm_specificity\s*\|", printed) and "0 requests), 0 unscorable" in printed
-    metrics = json.loads(max((tmp_path / "out").rglob("results_*.json")).read_text())["results"]["controlled_ripple_ood_entity"]
+    metrics = json.loads(max((tmp_path / "out").rglob("results_*.json")).read_text())["results"][
+        "controlled_ripple_ood_entity"
+    ]
     assert isinstance(metrics["llm_efficacy_stderr,none"], float)
     samples = [json.loads(line) for line in max((tmp_path / "out").rglob("samples_*.jsonl")).read_text().splitlines()]
     for sample in samples:
@@ -289,8 +318,14 @@ DOCS = [
 
 
 def use_judge(monkeypatch, server: FakeJudge | None, cache: Path, url: str | None = None) -> None:
-    for key, value in {"MODEL": "fake-judge", "BASE_URL": url or server.base_url, "CACHE_DIR": str(cache),
-                       "RETRIES": "1", "BACKOFF": "0.01", "REASKS": "0"}.items():
+    for key, value in {
+        "MODEL": "fake-judge",
+        "BASE_URL": url or server.base_url,
+        "CACHE_DIR": str(cache),
+        "RETRIES": "1",
+        "BACKOFF": "0.01",
+        "REASKS": "0",
+    }.items():
         monkeypatch.setenv(f"RIPPLEBENCH_JUDGE_{key}", value)
 
 
@@ -339,7 +374,13 @@ def test_judge_settings_reach_the_task_through_lm_eval_metadata(monkeypatch, tmp
     from ripplebench.tasks.controlled_ripple.utils import load_split
 
     monkeypatch.delenv("RIPPLEBENCH_JUDGE_MODEL", raising=False)
-    load_split("id", version=1.0, judge_model="meta-judge", judge_base_url="http://127.0.0.1:9/v1", judge_cache_dir=str(tmp_path))
+    load_split(
+        "id",
+        version=1.0,
+        judge_model="meta-judge",
+        judge_base_url="http://127.0.0.1:9/v1",
+        judge_cache_dir=str(tmp_path),
+    )
     assert (judge_settings().model, judge_settings().base_url) == ("meta-judge", "http://127.0.0.1:9/v1")
     with pytest.raises(ValueError, match=r"Unknown judge setting\(s\) judge_url"):
         load_split("id", judge_url="http://x")

@@ -50,16 +50,34 @@ def test_unpaired_lists_are_refused():
         paired_bootstrap([1, 0, 1], [1, 0])
 
 
-def write_run(folder: Path, efficacy: list[float], stamp: str = "2026-01-01T00-00-00.000001", shuffle: bool = False,
-              llm: list[float] | None = None) -> Path:
+def write_run(
+    folder: Path,
+    efficacy: list[float],
+    stamp: str = "2026-01-01T00-00-00.000001",
+    shuffle: bool = False,
+    llm: list[float] | None = None,
+) -> Path:
     """A run in lm-eval's --log_samples layout: efficacy and specificity samples of 2 questions per edit."""
     folder.mkdir(parents=True, exist_ok=True)
     records = []
     for number, value in enumerate(efficacy):
         for kind in ("efficacy", "specificity"):
-            doc = {"edit_id": f"e{number // 2}", "question_id": number % 2, "kind": kind, "question": f"Q{number}?", "answers": ["A"]}
-            record = {"doc_id": len(records), "doc": doc, "filtered_resps": ["A"], "filter": "none",
-                      "metrics": [kind], "doc_hash": f"h{number}{kind}", kind: value if kind == "efficacy" else 1.0}
+            doc = {
+                "edit_id": f"e{number // 2}",
+                "question_id": number % 2,
+                "kind": kind,
+                "question": f"Q{number}?",
+                "answers": ["A"],
+            }
+            record = {
+                "doc_id": len(records),
+                "doc": doc,
+                "filtered_resps": ["A"],
+                "filter": "none",
+                "metrics": [kind],
+                "doc_hash": f"h{number}{kind}",
+                kind: value if kind == "efficacy" else 1.0,
+            }
             if llm is not None and kind == "efficacy" and llm[number] is not None:
                 record["metrics"].append("llm_efficacy")
                 record["llm_efficacy"] = llm[number]
@@ -98,7 +116,9 @@ def test_compare_reports_each_metric_with_difference_interval_and_p(tmp_path, ca
 def test_runs_with_different_samples_are_refused_naming_them(tmp_path, capsys):
     write_run(tmp_path / "a", [1.0] * 6)
     write_run(tmp_path / "b", [1.0] * 4)
-    with pytest.raises(SystemExit, match=r"4 samples only in RUN_A: \('controlled_ripple_id', 'none', 'e2', 0, 'efficacy'\)"):
+    with pytest.raises(
+        SystemExit, match=r"4 samples only in RUN_A: \('controlled_ripple_id', 'none', 'e2', 0, 'efficacy'\)"
+    ):
         main(["compare", str(tmp_path / "a"), str(tmp_path / "b")])
 
 

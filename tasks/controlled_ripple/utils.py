@@ -15,10 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ripplebench.harness.llm_score import JudgeFilter, llm_metrics, use_task_metadata
+from ripplebench.harness.llm_score import JudgeFilter, llm_metrics, use_task_metadata  # noqa: F401 (for the YAML)
 from ripplebench.harness.metrics import exact_match
-
-__all__ = ["JudgeFilter", "load_split", "process_results"]
 
 DATA_DIR = Path(__file__).parent / "data"
 SPLITS = ("id", "ood_entity", "ood_relation", "ood_both")
@@ -83,7 +81,6 @@ def load_split(split: str, **metadata: Any) -> dict[str, Any]:
     import datasets
 
     use_task_metadata(metadata)
-
     return {"test": datasets.Dataset.from_list(read_documents(split_file(split)))}
 
 
