@@ -188,6 +188,17 @@ def test_unscorable_judgements_are_cached_but_can_be_retried(tmp_path):
         assert scores == [1.0] and server.requests == 2
 
 
+def test_judging_works_from_code_that_already_runs_an_event_loop(tmp_path):
+    import asyncio
+
+    async def inside_a_loop():
+        return score(server, tmp_path, ITEMS[:1])
+
+    with FakeJudge() as server:
+        scores, report = asyncio.run(inside_a_loop())
+    assert scores == [1.0] and report.requests == 1
+
+
 def test_concurrency_is_bounded_and_used(tmp_path):
     items = [JudgeItem(f"Question {n}?", ("yes",), "yes") for n in range(24)]
     with FakeJudge(delay=0.1) as server:
@@ -361,9 +372,12 @@ def test_unreachable_judge_in_lm_eval_keeps_the_answers_for_ripplebench_judge(mo
     with pytest.raises(JudgeError, match=re.escape(url) + r" cannot be reached .* saved in (\S+);") as error:
         JudgeFilter().apply(iter(["Kuala Lumpur", "81"]), DOCS)
     saved = re.search(r"saved in (\S+);", str(error.value)).group(1)
+    monkeypatch.delenv("RIPPLEBENCH_JUDGE_MODEL")
+    monkeypatch.delenv("RIPPLEBENCH_JUDGE_BASE_URL")
+    with pytest.raises(SystemExit, match="No judge model: pass --model or set RIPPLEBENCH_JUDGE_MODEL"):
+        main(["judge", saved])
     with FakeJudge() as server:
-        use_judge(monkeypatch, server, tmp_path / "cache")
-        assert main(["judge", saved]) == 0
+        assert main(["judge", saved, "--model", "fake-judge", "--base_url", server.base_url]) == 0
     records = [json.loads(line) for line in Path(saved).read_text().splitlines()]
     assert [record["llm_score"] for record in records] == [1.0, 0.2]
     assert "2 items, 2 judgements (0 from cache, 2 requests), 0 unscorable" in capsys.readouterr().out
