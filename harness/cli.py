@@ -33,6 +33,51 @@ def list_models(_: argparse.Namespace) -> int:
     return 0
 
 
+def judge_results(args: argparse.Namespace) -> int:
+    """Score saved lm-eval sample logs with the LLM judge; update them and print the tables."""
+    from ripplebench.harness.judge import ENV_PREFIX, JudgeSettings
+    from ripplebench.harness.llm_score import rescore
+
+    given = {"model": args.model, "base_url": args.base_url, "concurrency": args.concurrency, "template": args.template}
+    settings = JudgeSettings.resolve({f"judge_{name}": value for name, value in given.items() if value is not None})
+    if settings is None:
+        raise SystemExit(f"No judge model: pass --model or set {ENV_PREFIX}MODEL (see README, 'Scoring with a judge').")
+    runs, report = rescore(args.results, settings, args.retry_unscorable, args.question_field, args.answers_field)
+    print(f"Judge {settings.model} at {settings.endpoint}: {report.summary()}.")
+    if report.unscorable:
+        print(f"{len(report.unscorable)} answers had no parseable score and are left out of the llm_* metrics; "
+              "--retry_unscorable asks again.")
+    _print_tables(runs)
+    return 0
+
+
+def _print_tables(runs) -> None:
+    import json
+
+    from lm_eval.utils import make_table
+
+    for run in runs:
+        if run.results is not None:
+            print(f"\n{run.results}")
+            print(make_table(json.loads(run.results.read_text(encoding="utf-8"))))
+        else:
+            print(f"\n{run.name}: scores written into the file (no results file to update).")
+
+
+def compare_runs(args: argparse.Namespace) -> int:
+    """Paired bootstrap test of two lm-eval runs, per task, metric and stratum."""
+    from ripplebench.harness.significance import compare_runs as compare, format_comparisons
+
+    try:
+        rows = compare(args.run_a, args.run_b, args.resamples, args.seed, args.alpha)
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"ripplebench compare: {error}") from None
+    print(f"RUN_A = {args.run_a}\nRUN_B = {args.run_b}")
+    print(f"paired bootstrap, {args.resamples} resamples, seed {args.seed}; * = p < {args.alpha:g}")
+    print(format_comparisons(rows, args.alpha))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ripplebench",
@@ -44,6 +89,34 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("models", help="list built-in model aliases").set_defaults(run=list_models)
     data = commands.add_parser("data", help="generate, prepare or check datasets")
     add_dataset_commands(data.add_subparsers(dest="dataset", required=True))  # one per dataset module
+    judge = commands.add_parser(
+        "judge", help="score saved lm-eval sample logs (--log_samples) with the LLM judge (LLM-Score)",
+        description="Judge every answer in lm-eval sample logs, write llm_* scores into them and their "
+        "results file, and print the tables. Judgements already made are read from the cache. The judge "
+        "is configured by RIPPLEBENCH_JUDGE_* environment variables; the options below override them.",
+    )
+    judge.add_argument("results", help="an lm-eval --output_path folder, a results_*.json or a samples_*.jsonl file")
+    judge.add_argument("--model", help="judge model name (RIPPLEBENCH_JUDGE_MODEL)")
+    judge.add_argument(
+        "--base_url", help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1 (RIPPLEBENCH_JUDGE_BASE_URL)"
+    )
+    judge.add_argument("--concurrency", type=int, help="requests in flight at once (RIPPLEBENCH_JUDGE_CONCURRENCY)")
+    judge.add_argument("--template", help="a jinja2 prompt template (RIPPLEBENCH_JUDGE_TEMPLATE)")
+    judge.add_argument("--retry_unscorable", action="store_true", help="ask again where the cache holds no score")
+    judge.add_argument("--question_field", default="question", help="document field with the question")
+    judge.add_argument("--answers_field", default="answers", help="document field with the valid answers")
+    judge.set_defaults(run=judge_results)
+    compare = commands.add_parser(
+        "compare", help="paired bootstrap test between two lm-eval runs (--log_samples)",
+        description="Pair the samples of two runs by task and document (edit_id, question_id, kind) and test "
+        "each metric and stratum with a paired bootstrap: difference A-B, its confidence interval, p.",
+    )
+    compare.add_argument("run_a", help="lm-eval output folder or results_*.json of run A")
+    compare.add_argument("run_b", help="lm-eval output folder or results_*.json of run B")
+    compare.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
+    compare.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    compare.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05, as the paper)")
+    compare.set_defaults(run=compare_runs)
     return parser
 
 

@@ -20,6 +20,7 @@ from lm_eval.api.model import LM
 
 from ripplebench.editors.registry import build_editor
 from ripplebench.harness.engine import EditThenQuery, Query, edits_from_doc
+from ripplebench.harness.judge import METADATA_PREFIX as JUDGE_PREFIX
 from ripplebench.harness.models import LoadedModel, load_config, load_model, resolve_model
 from ripplebench.harness.prompts import PROMPT_FORMATS, resolve_prompt_format
 
@@ -58,18 +59,19 @@ class EditingLM(LM):
         **extra: Any,
     ) -> None:
         super().__init__()
-        unknown = sorted(key for key in extra if not key.startswith(EDITOR_PREFIX))
+        # judge_<setting> args are read by the tasks (lm-eval copies model_args into task metadata).
+        unknown = sorted(key for key in extra if not key.startswith((EDITOR_PREFIX, JUDGE_PREFIX)))
         if unknown:
             raise ValueError(
                 f"Unknown model_args {', '.join(unknown)} for --model editing. Valid: model, "
                 "editor, editor_config, editor.<field>, gguf_file, prompt_format, "
-                "max_new_tokens, dtype, device, cache_dir."
+                "max_new_tokens, dtype, device, cache_dir, judge_<setting>."
             )
         if prompt_format not in PROMPT_FORMATS:
             raise ValueError(f"Unknown prompt_format '{prompt_format}'. Valid: {', '.join(PROMPT_FORMATS)}.")
         # lm-eval parses the string "none" as None.
         self.editor_name = "none" if editor is None else str(editor)
-        overrides = {key[len(EDITOR_PREFIX) :]: value for key, value in extra.items()}
+        overrides = {key[len(EDITOR_PREFIX) :]: value for key, value in extra.items() if key.startswith(EDITOR_PREFIX)}
         self.editor = build_editor(self.editor_name, overrides, editor_config)
         self.source = resolve_model(str(model), gguf_file)
         self.cache_dir = cache_dir

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ripplebench.harness.data.controlled_ripple_io import read_jsonl
+from ripplebench.harness.llm_score import JudgeFilter, llm_metrics, use_task_metadata  # noqa: F401 (for the YAML)
 from ripplebench.harness.metrics import exact_match
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -73,10 +74,11 @@ def read_documents(path: str | Path) -> list[dict[str, Any]]:
     return docs
 
 
-def load_split(split: str, **_metadata: Any) -> dict[str, Any]:
+def load_split(split: str, **metadata: Any) -> dict[str, Any]:
     """lm-eval `custom_dataset` hook: the split's documents as a `test` dataset."""
     import datasets
 
+    use_task_metadata(metadata)
     path = split_file(split)
     if not path.is_file():
         raise FileNotFoundError(
@@ -87,5 +89,7 @@ def load_split(split: str, **_metadata: Any) -> dict[str, Any]:
 
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
-    """Score one answer: reported under `efficacy` or `specificity` by the document's kind."""
-    return {doc["kind"]: exact_match(doc["question"], results[0], doc["answers"])}
+    """Score one answer: reported under `efficacy` or `specificity` by the document's kind,
+    and under `llm_efficacy` / `llm_specificity` when the judge scored it."""
+    metrics = {doc["kind"]: exact_match(doc["question"], results[0], doc["answers"])}
+    return {**metrics, **llm_metrics(metrics, results[0])}

@@ -1,0 +1,223 @@
+"""LLM-Score inside lm-eval tasks.
+
+A task puts `JudgeFilter` after `take_first` in its filter pipeline. lm-eval hands a filter every
+answer of the task at once, so the filter judges them all in one batched, concurrent, cached pass
+and returns each answer as a `ScoredAnswer`: the same text (exact match is unchanged) carrying its
+LLM-Score. The task's `process_results` adds `llm_metrics(...)`: `llm_<metric>` next to each
+exact-match metric, aggregated with lm-eval's `mean`, so the tables show lm-eval's usual standard
+error for LLM-Score too. Answers the judge could not score are left out of the llm_* metrics and
+counted in the log; without a configured judge there are no llm_* rows and the log says so.
+
+Judge settings come from RIPPLEBENCH_JUDGE_* environment variables and from lm-eval's
+`--metadata` / `--model_args` (`judge_<setting>`), which reach the task's dataset loader; the
+loader passes them to `use_task_metadata`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from lm_eval.api.filter import Filter
+
+from ripplebench.harness.judge import (
+    ENV_PREFIX,
+    METADATA_PREFIX,
+    Judge,
+    JudgeError,
+    JudgeItem,
+    JudgeReport,
+    JudgeSettings,
+)
+from ripplebench.harness.runs import Run, find_runs, read_records, write_json, write_records
+
+# A child of lm-eval's logger, so these lines appear in lm_eval's output with its own.
+log = logging.getLogger("lm_eval.ripplebench.llm_score")
+
+LLM_PREFIX = "llm_"
+_task_metadata: dict[str, Any] = {}
+
+
+def use_task_metadata(metadata: Mapping[str, Any]) -> None:
+    """Take the judge_* settings from a task's lm-eval metadata; check them before any generation."""
+    _task_metadata.clear()
+    _task_metadata.update({key: value for key, value in metadata.items() if key.startswith(METADATA_PREFIX)})
+    settings = judge_settings()
+    if settings is not None:
+        Judge(settings).close()  # fails now, naming the problem, on a bad template or cache folder
+
+
+def judge_settings() -> JudgeSettings | None:
+    """The configured judge (task metadata over environment), or None."""
+    return JudgeSettings.resolve(_task_metadata)
+
+
+class ScoredAnswer(str):
+    """A generated answer that also carries its LLM-Score (None: the judge could not score it)."""
+
+    llm_score: float | None
+
+    def __new__(cls, text: str, llm_score: float | None) -> "ScoredAnswer":
+        answer = super().__new__(cls, text)
+        answer.llm_score = llm_score
+        return answer
+
+    def __reduce__(self) -> tuple:  # keeps the score when lm-eval gathers results across ranks
+        return (ScoredAnswer, (str(self), self.llm_score))
+
+
+class JudgeFilter(Filter):
+    """lm-eval filter: judges all answers of a task; returns them as `ScoredAnswer`s.
+
+    Place it after `take_first`. `question_field` and `answers_field` name the document fields
+    holding the question and the list of valid answers.
+    """
+
+    def __init__(self, question_field: str = "question", answers_field: str = "answers", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.question_field = question_field
+        self.answers_field = answers_field
+
+    def apply(self, resps: Iterable[str], docs: Sequence[dict]) -> list[str]:
+        resps = list(resps)  # take_first hands over an iterator
+        settings = judge_settings()
+        if settings is None:
+            log.warning(
+                "LLM-Score was not computed: no judge is configured (set %sMODEL, or judge_model in "
+                "--metadata); only exact match is reported.",
+                ENV_PREFIX,
+            )
+            return resps
+        items = [judge_item(doc, answer, self.question_field, self.answers_field) for doc, answer in zip(docs, resps)]
+        judge = Judge(settings)
+        try:
+            scores, report = judge.score(items)
+        except JudgeError as error:
+            saved = save_unjudged(settings, docs, resps)
+            raise JudgeError(
+                f"{error} LLM-Score was not computed. The {len(items)} generated answers of this task are "
+                f"saved in {saved}; once the judge is up, `ripplebench judge {saved}` scores them (judgements "
+                "already made are cached), or rerun this evaluation."
+            ) from None
+        finally:
+            judge.close()
+        log.info("LLM judge %s at %s: %s.", settings.model, settings.endpoint, report.summary())
+        if report.unscorable:
+            log.warning(
+                "%d of %d answers got no parseable score from the judge and are left out of the llm_* "
+                "metrics (first: %r).",
+                len(report.unscorable),
+                len(items),
+                report.unscorable[0].prediction,
+            )
+        return [ScoredAnswer(answer, score) for answer, score in zip(resps, scores)]
+
+
+def judge_item(
+    doc: Mapping[str, Any], answer: str, question_field: str = "question", answers_field: str = "answers"
+) -> JudgeItem:
+    """The judge item of one document and its generated answer."""
+    try:
+        question, answers = doc[question_field], doc[answers_field]
+    except KeyError as missing:
+        raise ValueError(f"Document has no field {missing} to judge; fields: {', '.join(doc)}.") from None
+    answers = [answers] if isinstance(answers, str) else answers
+    return JudgeItem(str(question), tuple(str(answer) for answer in answers), str(answer))
+
+
+def llm_metrics(metrics: Mapping[str, float], answer: str) -> dict[str, float]:
+    """`llm_<name>` for each exact-match metric from the answer's LLM-Score.
+
+    Empty when the answer was not judged (no judge configured) or could not be scored.
+    """
+    return _llm_values(metrics, getattr(answer, "llm_score", None))
+
+
+def _llm_values(names: Iterable[str], score: float | None) -> dict[str, float]:
+    if score is None:
+        return {}
+    return {LLM_PREFIX + name: score for name in names if not name.startswith(LLM_PREFIX)}
+
+
+def save_unjudged(settings: JudgeSettings, docs: Sequence[dict], answers: Sequence[str]) -> Path:
+    """Write documents and answers in lm-eval's sample-log shape, for `ripplebench judge`."""
+    folder = Path(settings.cache_dir) / "unjudged"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"unjudged_{datetime.now().strftime('%Y-%m-%dT%H-%M-%S.%f')}.jsonl"
+    with path.open("w", encoding="utf-8") as handle:
+        for doc_id, (doc, answer) in enumerate(zip(docs, answers)):
+            record = {"doc_id": doc_id, "doc": doc, "filtered_resps": [str(answer)]}
+            handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+    return path
+
+
+def rescore(
+    path: str | Path,
+    settings: JudgeSettings,
+    retry_unscorable: bool = False,
+    question_field: str = "question",
+    answers_field: str = "answers",
+) -> tuple[list[Run], JudgeReport]:
+    """Judge every answer in saved sample logs; write llm_* scores into them and their results file.
+
+    Each record gets `llm_<metric>` for each of its exact-match metrics (files without metric
+    names, such as the ones `JudgeFilter` saves on failure, get `llm_score`). The results file,
+    when there is one, gets each llm_* metric's mean and standard error per task, computed as
+    lm-eval computes them. Judgements come from the cache when they were made before.
+    """
+    runs = find_runs(path)
+    logs = [
+        (run, task, sample_path, read_records(sample_path)) for run in runs for task, sample_path in run.samples.items()
+    ]
+    records = [record for *_, task_records in logs for record in task_records]
+    for record in records:
+        if not record.get("filtered_resps") or "doc" not in record:
+            raise ValueError(
+                f"A record (doc_id {record.get('doc_id')}) has no doc or filtered_resps; is this an lm-eval sample log?"
+            )
+    items = [
+        judge_item(record["doc"], str(record["filtered_resps"][0]), question_field, answers_field) for record in records
+    ]
+    judge = Judge(settings)
+    try:
+        scores, report = judge.score(items, retry_unscorable=retry_unscorable)
+    finally:
+        judge.close()
+    for record, score in zip(records, scores):
+        _set_llm_metrics(record, score)
+    for run, task, sample_path, task_records in logs:
+        write_records(sample_path, task_records)
+        if run.results is not None:
+            _update_results(run.results, task, task_records)
+    return runs, report
+
+
+def _set_llm_metrics(record: dict[str, Any], score: float | None) -> None:
+    names = [name for name in record.get("metrics", []) if not name.startswith(LLM_PREFIX)] or ["score"]
+    for name in names:
+        record.pop(LLM_PREFIX + name, None)
+    judged = _llm_values(names, score)
+    record.update(judged)
+    record["metrics"] = [*names, *judged] if "metrics" in record else list(judged)
+
+
+def _update_results(results_path: Path, task: str, records: list[dict[str, Any]]) -> None:
+    from lm_eval.api.metrics import mean, mean_stderr
+
+    results = json.loads(results_path.read_text(encoding="utf-8"))
+    table = results.setdefault("results", {}).setdefault(task, {"alias": task})
+    for key in [key for key in table if key.startswith(LLM_PREFIX)]:
+        del table[key]
+    values: dict[tuple[str, str], list[float]] = {}
+    for record in records:
+        for name in record.get("metrics", []):
+            if name.startswith(LLM_PREFIX):
+                values.setdefault((name, record.get("filter", "none")), []).append(record[name])
+    for (name, filter_key), scores in sorted(values.items()):
+        table[f"{name},{filter_key}"] = mean(scores)
+        table[f"{name}_stderr,{filter_key}"] = mean_stderr(scores) if len(scores) > 1 else "N/A"
+        results.setdefault("higher_is_better", {}).setdefault(task, {})[name] = True
+    write_json(results_path, results)

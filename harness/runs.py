@@ -1,0 +1,104 @@
+"""lm-eval output folders: find a run's results file and per-task sample logs, read and rewrite them.
+
+`lm_eval --output_path OUT --log_samples` writes OUT/<model>/results_<time>.json and, per task,
+OUT/<model>/samples_<task>_<time>.jsonl (one JSON record per document and filter).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+RESULTS_PREFIX = "results_"
+SAMPLES_PREFIX = "samples_"
+
+
+@dataclass
+class Run:
+    """One lm-eval run: its results file (None for bare sample logs) and each task's sample log."""
+
+    results: Path | None
+    samples: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return str(self.results or next(iter(self.samples.values())))
+
+
+def _timestamp(results: Path) -> str:
+    return results.stem[len(RESULTS_PREFIX) :]
+
+
+def _run_of_results(results: Path) -> Run:
+    stamp = _timestamp(results)
+    suffix = f"_{stamp}.jsonl"
+    samples = {
+        path.name[len(SAMPLES_PREFIX) : -len(suffix)]: path
+        for path in sorted(results.parent.glob(f"{SAMPLES_PREFIX}*{suffix}"))
+    }
+    return Run(results, samples)
+
+
+def _task_of_samples(path: Path) -> str:
+    """`samples_<task>_<time>.jsonl` -> task; any other JSON-lines file is named by its stem."""
+    if path.name.startswith(SAMPLES_PREFIX) and "_" in path.stem[len(SAMPLES_PREFIX) :]:
+        return path.stem[len(SAMPLES_PREFIX) :].rsplit("_", 1)[0]
+    return path.stem
+
+
+def find_runs(path: str | Path) -> list[Run]:
+    """Every run under a folder, or the run a results / samples file belongs to."""
+    path = Path(path)
+    if path.is_file():
+        if path.name.startswith(RESULTS_PREFIX) and path.suffix == ".json":
+            return [_run_of_results(path)]
+        return [Run(None, {_task_of_samples(path): path})]
+    if not path.is_dir():
+        raise FileNotFoundError(f"No lm-eval output at {path}: expected a folder, a results_*.json or a samples file.")
+    runs = [_run_of_results(results) for results in sorted(path.rglob(f"{RESULTS_PREFIX}*.json"))]
+    listed = {sample for run in runs for sample in run.samples.values()}
+    runs += [
+        Run(None, {_task_of_samples(s): s}) for s in sorted(path.rglob(f"{SAMPLES_PREFIX}*.jsonl")) if s not in listed
+    ]
+    if not any(run.samples for run in runs):
+        raise FileNotFoundError(f"No sample logs under {path}: run lm_eval with --log_samples.")
+    return [run for run in runs if run.samples]
+
+
+def load_run(path: str | Path) -> Run:
+    """The single run at `path`; several runs in one folder must be told apart by their results file."""
+    runs = find_runs(path)
+    if len(runs) > 1:
+        names = "\n  ".join(run.name for run in runs)
+        raise ValueError(f"{path} holds {len(runs)} runs; pass one results file:\n  {names}")
+    return runs[0]
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """The JSON records of a sample log."""
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def write_atomically(path: Path, lines: Iterable[str]) -> None:
+    """Replace `path` only once the new content is completely written."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.writelines(lines)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def write_records(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    write_atomically(path, (json.dumps(record, ensure_ascii=False, default=str) + "\n" for record in records))
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    write_atomically(path, [json.dumps(data, indent=2, ensure_ascii=False, default=str)])
