@@ -256,3 +256,14 @@ def test_process_results_reports_category_stratum_and_type():
     assert task_utils.process_results(ci, [" three"]) == {"efficacy": 0.0, "efficacy_nonverbatim": 0.0, "CI": 0.0}
     # Table 28's caveat: the alias "ja" occurs in the question ("Japan"), so EM is 1 whatever the answer
     assert task_utils.process_results(rs, [" no idea"]) == {"specificity": 1.0, "specificity_verbatim": 1.0, "RS": 1.0}
+
+
+def test_judged_answers_add_llm_score_to_every_stratum():
+    from ripplebench.harness.llm_score import ScoredAnswer
+
+    doc = {"question": "Who is the mother of X?", "answers": ["Y"], "category": "efficacy", "type": "CI", "verbatim": False}
+    assert task_utils.process_results(doc, ["Z"]) == {"efficacy": 0.0, "efficacy_nonverbatim": 0.0, "CI": 0.0}
+    judged = task_utils.process_results(doc, [ScoredAnswer("Z", 0.7)])
+    assert {key: judged[key] for key in ("llm_efficacy", "llm_efficacy_nonverbatim", "llm_CI")} == {
+        "llm_efficacy": 0.7, "llm_efficacy_nonverbatim": 0.7, "llm_CI": 0.7,
+    }

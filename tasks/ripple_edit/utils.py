@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from ripplebench.harness.data.rippleedit import RippleEdit, load_split as load_edits
+from ripplebench.harness.llm_score import JudgeFilter, llm_metrics, use_task_metadata  # noqa: F401 (for the YAML)
 from ripplebench.harness.metrics import exact_match
 
 
@@ -42,16 +43,19 @@ def documents(edit: RippleEdit) -> list[dict[str, Any]]:
     ]
 
 
-def load_split(split: str, data_dir: str | None = None, **_metadata: Any) -> dict[str, Any]:
+def load_split(split: str, data_dir: str | None = None, **metadata: Any) -> dict[str, Any]:
     """lm-eval `custom_dataset` hook: a prepared split's questions as a `test` dataset."""
     import datasets
 
+    use_task_metadata(metadata)
     docs = [doc for edit in load_edits(split, data_dir) for doc in documents(edit)]
     return {"test": datasets.Dataset.from_list(docs)}
 
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
-    """Score one answer under its category, its verbatim stratum and its propagation type."""
+    """Score one answer under its category, its verbatim stratum and its propagation type
+    (exact match, and LLM-Score as llm_<metric> when the judge scored it)."""
     score = exact_match(doc["question"], results[0], doc["answers"])
     stratum = "verbatim" if doc["verbatim"] else "nonverbatim"
-    return {doc["category"]: score, f"{doc['category']}_{stratum}": score, doc["type"]: score}
+    metrics = {doc["category"]: score, f"{doc['category']}_{stratum}": score, doc["type"]: score}
+    return {**metrics, **llm_metrics(metrics, results[0])}
