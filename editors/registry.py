@@ -28,6 +28,8 @@ BUILTIN: dict[str, str] = {
     "none": "ripplebench.editors.none:NoEdit",
     "prepend": "ripplebench.editors.prepend:Prepend",
     "cpt": "ripplebench.editors.cpt:CPT",
+    "meta_aug_cpt": "ripplebench.editors.meta_aug_cpt:MetaAugCPT",
+    "active_reading_cpt": "ripplebench.editors.active_reading_cpt:ActiveReadingCPT",
 }
 
 
