@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import torch
 
-from .base import Edit, EditHandle, Editor, EditorConfig, restore_parameters, snapshot_parameters
+from .base import Edit, EditHandle, Editor, EditorConfig, snapshot_parameters
 from .layers import layer_parameters, parse_layer_range
 from .training import Example, TrainingSettings, count_tokens, train
 

@@ -43,6 +43,10 @@ class MetaAugCPT(CPT):
     )
     config_class = MetaAugCPTConfig
 
+    def check(self, model_config) -> None:
+        super().check(model_config)
+        _knowledge_base(self.config.kb_dir)  # a missing or empty KB fails before any model work
+
     def training_texts(self, model, edits: Sequence[Edit]) -> list[str]:
         kb = _knowledge_base(self.config.kb_dir)
         return augment_facts([(edit.id, edit.fact) for edit in edits], kb)

@@ -299,3 +299,21 @@ def test_gradient_accumulation_matches_one_big_batch(tiny_model_dir, monkeypatch
         train(loaded.model, loaded.tokenizer, examples, list(loaded.model.parameters()), settings)
     assert len(gradients) == 2 and gradients[0].abs().max() > 0
     assert torch.allclose(gradients[0], gradients[1], atol=1e-6)
+
+
+def test_training_tokens_reach_lm_evals_model_info(tiny_model_dir):
+    from lm_eval.api.instance import Instance
+
+    from ripplebench.harness.lm_model import EditingLM
+
+    lm = EditingLM(model=str(tiny_model_dir), editor="cpt", batch_size=2, **{"editor.epochs": 1})
+    docs = [{"edit_id": f"e{i}", "fact": fact} for i, fact in enumerate((FACT, SWEDISH.fact))]
+    requests = [
+        Instance("generate_until", doc, ("Where?", {"until": ["\n"], "max_gen_toks": 3}), 0, ("t", i, 1))
+        for i, doc in enumerate(docs)
+    ]
+    lm.generate_until(requests, disable_tqdm=True)
+    stats = lm.get_model_info()["ripplebench"]["edit_stats"]
+    expected = sum(len(lm.loaded.tokenizer(doc["fact"])["input_ids"]) for doc in docs) / 2
+    assert stats["edit_groups"] == 2
+    assert stats["train_tokens_mean"] == pytest.approx(expected) and stats["tokens_vs_cpt_mean"] == 1.0
