@@ -37,7 +37,13 @@ def sft_qa(args: argparse.Namespace) -> int:
 
     from ripplebench.harness.models import load_model, resolve_model
     from ripplebench.harness.prompts import resolve_prompt_format
-    from ripplebench.harness.sft_qa import CONTROLLED_RIPPLE_TRAIN, prepare_qa_model
+    from ripplebench.harness.sft_qa import (
+        CONTROLLED_RIPPLE_TRAIN,
+        RIPPLE_QA_SETTINGS,
+        TRIVIAQA_SETTINGS,
+        override_settings,
+        prepare_qa_model,
+    )
 
     stage2 = Path(args.stage2 or CONTROLLED_RIPPLE_TRAIN)
     if not stage2.is_file():
@@ -46,6 +52,8 @@ def sft_qa(args: argparse.Namespace) -> int:
             "training split; generate it, or pass --stage2 FILE.jsonl (question/answer records or "
             "Controlled RippleEdit instances)."
         )
+    stage1_settings = override_settings(TRIVIAQA_SETTINGS, args.stage1_set)
+    stage2_settings = override_settings(RIPPLE_QA_SETTINGS, args.stage2_set)
     loaded = load_model(resolve_model(args.model), device=args.device)
     prepare_qa_model(
         loaded,
@@ -56,6 +64,8 @@ def sft_qa(args: argparse.Namespace) -> int:
         stage2=stage2,
         stage2_pairs=args.stage2_pairs,
         evaluation=args.eval,
+        stage1_settings=stage1_settings,
+        stage2_settings=stage2_settings,
         seed=args.seed,
     )
     return 0
@@ -84,6 +94,12 @@ def add_sft_qa_parser(commands) -> None:
         "--eval", default=None,
         help="QA file scored before and after training (exact match, answer length); kept out of training",
     )
+    for stage, table in (("stage1", "23 (a)"), ("stage2", "23 (b)")):
+        parser.add_argument(
+            f"--{stage}-set", action="append", default=[], metavar="FIELD=VALUE",
+            help=f"change a {stage} training setting from its Table {table} value, e.g. lr=1e-5, "
+            "epochs=3, batch_size, micro_batch_size (memory only), warmup_ratio; repeatable",
+        )
     parser.add_argument("--prompt-format", default="auto", help="auto, chat, qa or raw (as --model editing)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)

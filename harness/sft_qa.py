@@ -88,6 +88,21 @@ def triviaqa_pairs() -> list[QAPair] | None:
     return [QAPair(row["question"], (row["answer"]["value"], *row["answer"]["aliases"])) for row in rows]
 
 
+def override_settings(settings: TrainingSettings, assignments: Sequence[str]) -> TrainingSettings:
+    """Apply "field=value" strings (e.g. "lr=1e-5", "epochs=3") to training settings."""
+    valid = {name: type(value) for name, value in asdict(settings).items()}
+    changes: dict[str, Any] = {}
+    for assignment in assignments:
+        name, _, value = assignment.partition("=")
+        if name not in valid or not value:
+            raise ValueError(f"Bad training setting '{assignment}': use FIELD=VALUE with FIELD one of {', '.join(valid)}.")
+        try:
+            changes[name] = valid[name](value)
+        except ValueError:
+            raise ValueError(f"Training setting '{name}' needs a value of type {valid[name].__name__}, not '{value}'.") from None
+    return replace(settings, **changes)
+
+
 def _key(question: str) -> str:
     return " ".join(question.lower().split())
 

@@ -12,6 +12,7 @@ from ripplebench.harness.sft_qa import (
     RIPPLE_QA_SETTINGS,
     TRIVIAQA_SETTINGS,
     QAPair,
+    override_settings,
     prepare_qa_model,
     read_qa_file,
     select_pairs,
@@ -83,7 +84,16 @@ def test_sft_qa_command(tiny_model_dir, tmp_path, capsys):
     stage2 = write_lines(tmp_path / "train.jsonl", [INSTANCE])
     output = tmp_path / "out"
     assert main(["sft-qa", "--model", str(tiny_model_dir), "--output", str(output), "--stage1", "none",
-                 "--stage2", str(stage2)]) == 0
+                 "--stage2", str(stage2), "--stage2-set", "epochs=1"]) == 0
     assert (output / "config.json").is_file() and "stage 1 skipped" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="Stage-2 QA data .*does not exist"):
         main(["sft-qa", "--model", str(tiny_model_dir), "--output", str(tmp_path / "o2"), "--stage2", str(tmp_path / "no.jsonl")])
+
+
+def test_training_settings_can_be_overridden_by_name():
+    changed = override_settings(RIPPLE_QA_SETTINGS, ["lr=1e-5", "epochs=3"])
+    assert (changed.lr, changed.epochs, changed.batch_size) == (1e-5, 3, 10)
+    with pytest.raises(ValueError, match="FIELD one of lr, epochs"):
+        override_settings(RIPPLE_QA_SETTINGS, ["learning_rate=1"])
+    with pytest.raises(ValueError, match="epochs. needs a value of type int"):
+        override_settings(RIPPLE_QA_SETTINGS, ["epochs=two"])
