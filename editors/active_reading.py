@@ -118,11 +118,12 @@ def parse_strategies(text: str, limit: int) -> list[str]:
     """Strategies from a stage-1 answer: "## ..." lines, else bulleted or numbered lines,
     else the whole answer as one strategy; at most `limit`."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
+    listed = re.compile(r"^(?:[-*\u2022]|\d+[.)])\s+")
     marked = [line.lstrip("#").strip() for line in lines if line.startswith("#")]
     if not marked:
-        listed = re.compile(r"^(?:[-*\u2022]|\d+[.)])\s+")
-        marked = [listed.sub("", line) for line in lines if listed.match(line)]
-    strategies = [s.strip(" *:") for s in marked if len(s.split()) >= 2] or ([text.strip()] if text.strip() else [])
+        marked = [line for line in lines if listed.match(line)]
+    cleaned = [listed.sub("", line).replace("**", "").strip(" :") for line in marked]
+    strategies = [s for s in cleaned if len(s.split()) >= 2] or ([text.strip()] if text.strip() else [])
     return strategies[:limit]
 
 

@@ -193,6 +193,7 @@ def test_active_reading_cache_key_covers_the_templates(tmp_path):
 def test_strategies_are_parsed_from_headings_or_lists():
     assert parse_strategies("Intro\n## Make flashcards\n## Draw a map\n## Teach it", 2) == ["Make flashcards", "Draw a map"]
     assert parse_strategies("1. Make flashcards\n2) Draw a map", 5) == ["Make flashcards", "Draw a map"]
+    assert parse_strategies("## 1. **Make flashcards**: one per name", 5) == ["Make flashcards: one per name"]
     assert parse_strategies("Just reread it slowly.", 5) == ["Just reread it slowly."]
 
 
