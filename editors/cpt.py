@@ -2,105 +2,120 @@
 
 Defaults are the paper's Table 24 (one fact injected): AdamW, learning rate 1e-5 with a linear
 schedule, 4 epochs, batch size 1, max length 1024, weight decay 0.1, gradient norm clipped
-at 1.0. `layers` restricts training to a range of decoder layers, as the paper's CPT
-(Mid-Upper), which trains layers 10-12 of the 16-layer Llama-3.2-1B.
+at 1.0. Three ways to choose what trains:
+
+- every parameter (CPT Full, the paper's 1B setting; the default);
+- `layers="A-B"`: only decoder layers A..B, as the paper's CPT (Mid-Upper), which trains
+  layers 10-12 of the 16-layer Llama-3.2-1B;
+- `lora_rank=R` (R > 0): a LoRA adapter through `peft`, the paper's setting for Llama-3.1-8B
+  (`layers` then limits the adapter to those layers). The paper gives no LoRA hyperparameters;
+  see the `cpt_lora` preset for ours. Revert removes the adapter, so the base weights, which
+  never train, come back untouched.
+
+Subclasses (`meta_aug_cpt`, `active_reading_cpt`) train on more text than the fact alone by
+overriding `training_texts`. Every run records in `handle.stats`: `train_tokens` (tokens
+processed over all epochs), `fact_tokens` (one pass over the facts alone, i.e. plain CPT's
+data) and `tokens_vs_cpt` (one pass over the training texts divided by `fact_tokens`, the
+paper's "#token" column).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import torch
 
-from .base import Edit, EditHandle, Editor, EditorConfig, restore_parameters, snapshot_parameters
+from .base import Edit, EditHandle, Editor, EditorConfig, snapshot_parameters
 from .layers import layer_parameters, parse_layer_range
+from .training import Example, TrainingSettings, count_tokens, train
 
 
 @dataclass
-class CPTConfig(EditorConfig):
-    lr: float = 1e-5
-    epochs: int = 4
-    batch_size: int = 1
-    max_length: int = 1024
-    weight_decay: float = 0.1
-    max_grad_norm: float = 1.0
-    scheduler: str = "linear"
-    warmup_ratio: float = 0.0
+class CPTConfig(EditorConfig, TrainingSettings):
     # "" trains every parameter (CPT Full); "A-B" only decoder layers A..B, 0-based, inclusive.
     layers: str = ""
+    # > 0 trains a LoRA adapter of this rank instead of the weights themselves.
+    lora_rank: int = 0
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    lora_target_modules: str = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+
+
+@dataclass
+class LoRAHandle(EditHandle):
+    """An EditHandle that also holds the peft wrapper to unload on revert."""
+
+    adapter: Any = None
+    requires_grad: list[tuple[torch.nn.Parameter, bool]] = field(default_factory=list)
 
 
 class CPT(Editor):
     name = "cpt"
-    description = "Continued pretraining on the fact (paper Table 24); full model or a layer range."
+    description = "Continued pretraining on the fact (paper Table 24): full model, a layer range, or LoRA."
     config_class = CPTConfig
 
     def check(self, model_config: Any) -> None:
         parse_layer_range(self.config.layers, model_config.num_hidden_layers)
+        if self.config.lora_rank < 0:
+            raise ValueError(f"lora_rank must be 0 (no LoRA) or a positive rank, not {self.config.lora_rank}.")
 
     def trainable(self, model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
-        """The parameters this config trains, by name."""
+        """The parameters full or layer-range CPT trains, by name."""
         span = parse_layer_range(self.config.layers, model.config.num_hidden_layers)
         if span is None:
             return list(model.named_parameters())
         return layer_parameters(model, span)
 
+    def training_texts(self, model, edits: Sequence[Edit]) -> list[str]:
+        """The texts to train on; plain CPT uses the facts themselves."""
+        return [edit.fact for edit in edits]
+
     def apply(self, model, edits: Sequence[Edit]) -> EditHandle:
-        from transformers import get_scheduler
-
-        network, tokenizer = model.model, model.tokenizer
-        named = self.trainable(network)
-        handle = EditHandle(tuple(edits), saved=snapshot_parameters(named))
-        texts = [edit.fact for edit in edits]
-        batches = [texts[i : i + self.config.batch_size] for i in range(0, len(texts), self.config.batch_size)]
-        steps = self.config.epochs * len(batches)
-
-        parameters = [p for _, p in named]
-        optimizer = torch.optim.AdamW(
-            [
-                {"params": [p for p in parameters if p.ndim >= 2], "weight_decay": self.config.weight_decay},
-                {"params": [p for p in parameters if p.ndim < 2], "weight_decay": 0.0},
-            ],
-            lr=self.config.lr,
-        )
-        scheduler = get_scheduler(
-            self.config.scheduler,
-            optimizer,
-            num_warmup_steps=int(self.config.warmup_ratio * steps),
-            num_training_steps=steps,
-        )
-        requires_grad = {name: p.requires_grad for name, p in network.named_parameters()}
-        trained = {name for name, _ in named}
-        for name, parameter in network.named_parameters():
-            parameter.requires_grad_(name in trained)
-        was_training = network.training
-        network.train()
-        tokens = 0
+        texts = self.training_texts(model, edits)
+        examples = [Example("", text) for text in texts]
+        if self.config.lora_rank > 0:
+            handle = self._add_adapter(model.model, edits)
+            parameters = [p for name, p in handle.adapter.named_parameters() if "lora_" in name]
+        else:
+            named = self.trainable(model.model)
+            handle = EditHandle(tuple(edits), saved=snapshot_parameters(named))
+            parameters = [p for _, p in named]
         try:
-            for _ in range(self.config.epochs):
-                for batch in batches:
-                    encoded = tokenizer(
-                        batch,
-                        return_tensors="pt",
-                        padding=True,
-                        truncation=True,
-                        max_length=self.config.max_length,
-                    ).to(model.device)
-                    labels = encoded["input_ids"].masked_fill(encoded["attention_mask"] == 0, -100)
-                    loss = network(**encoded, labels=labels).loss
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(parameters, self.config.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    tokens += int(encoded["attention_mask"].sum())
+            tokens = train(model.model, model.tokenizer, examples, parameters, self.config)
         except BaseException:
-            restore_parameters(handle.saved)  # never leave a half-trained model behind
+            self.revert(handle)  # never leave a half-trained model behind
             raise
-        finally:
-            network.train(was_training)
-            for name, parameter in network.named_parameters():
-                parameter.requires_grad_(requires_grad[name])
-        handle.stats["train_tokens"] = tokens
+        fact_tokens = count_tokens(model.tokenizer, [Example("", e.fact) for e in edits], self.config.max_length)
+        data_tokens = count_tokens(model.tokenizer, examples, self.config.max_length)
+        handle.stats.update(
+            train_tokens=tokens,
+            fact_tokens=fact_tokens,
+            train_texts=len(texts),
+            tokens_vs_cpt=round(data_tokens / max(fact_tokens, 1), 3),
+        )
         return handle
+
+    def _add_adapter(self, network: torch.nn.Module, edits: Sequence[Edit]) -> LoRAHandle:
+        from peft import LoraConfig, get_peft_model
+
+        span = parse_layer_range(self.config.layers, network.config.num_hidden_layers)
+        config = LoraConfig(
+            r=self.config.lora_rank,
+            lora_alpha=self.config.lora_alpha,
+            lora_dropout=self.config.lora_dropout,
+            target_modules=[name.strip() for name in self.config.lora_target_modules.split(",") if name.strip()],
+            layers_to_transform=list(span) if span is not None else None,
+            bias="none",
+        )
+        # peft freezes the base weights; the flags are put back once the adapter is gone.
+        flags = [(p, p.requires_grad) for p in network.parameters()]
+        return LoRAHandle(tuple(edits), adapter=get_peft_model(network, config), requires_grad=flags)
+
+    def revert(self, handle: EditHandle) -> None:
+        if isinstance(handle, LoRAHandle) and handle.adapter is not None:
+            handle.adapter.unload()  # swaps each wrapped layer back for the original module
+            handle.adapter = None
+            for parameter, flag in handle.requires_grad:
+                parameter.requires_grad_(flag)
+        super().revert(handle)

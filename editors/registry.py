@@ -31,6 +31,8 @@ BUILTIN: dict[str, str] = {
     "memit": "ripplebench.editors.memit:MEMIT",
     "alphaedit": "ripplebench.editors.alphaedit:AlphaEdit",
     "jeep": "ripplebench.editors.jeep:JEEP",
+    "meta_aug_cpt": "ripplebench.editors.meta_aug_cpt:MetaAugCPT",
+    "active_reading_cpt": "ripplebench.editors.active_reading_cpt:ActiveReadingCPT",
 }
 
 

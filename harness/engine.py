@@ -73,6 +73,7 @@ class EditThenQuery:
         self.editor = editor
         self.prompt_format = prompt_format
         self.batch_size = batch_size
+        self.edit_stats: list[dict[str, Any]] = []  # each edit group's handle.stats, in order
 
     def answer(self, queries: Sequence[Query], context: str) -> list[str]:
         """Answer queries on the model as it is now, batching those with equal decoding settings."""
@@ -104,6 +105,7 @@ class EditThenQuery:
         groups = group_by_edits(queries)
         for edits, indices in tqdm(groups.items(), desc="edits", unit="edit", disable=not progress):
             handle = self.editor.apply(self.model, edits)
+            self.edit_stats.append(dict(handle.stats))
             try:
                 outputs = self.answer([queries[i] for i in indices], handle.context)
             finally:
@@ -111,3 +113,17 @@ class EditThenQuery:
             for index, output in zip(indices, outputs):
                 answers[index] = output
         return answers
+
+
+def summarize_edit_stats(stats: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The mean of each numeric statistic over edit groups (e.g. `train_tokens`, `tokens_vs_cpt`);
+    flags such as `oracle` are kept when every group sets them."""
+    summary: dict[str, Any] = {"edit_groups": len(stats)}
+    keys = dict.fromkeys(key for record in stats for key in record)
+    for key in keys:
+        values = [record[key] for record in stats if key in record]
+        if all(isinstance(v, bool) for v in values):
+            summary[key] = all(values) and len(values) == len(stats)
+        elif all(isinstance(v, (int, float)) for v in values):
+            summary[f"{key}_mean"] = round(sum(values) / len(values), 3)
+    return summary

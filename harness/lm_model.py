@@ -19,7 +19,7 @@ from typing import Any
 from lm_eval.api.model import LM
 
 from ripplebench.editors.registry import build_editor
-from ripplebench.harness.engine import EditThenQuery, Query, edits_from_doc
+from ripplebench.harness.engine import EditThenQuery, Query, edits_from_doc, summarize_edit_stats
 from ripplebench.harness.judge import METADATA_PREFIX as JUDGE_PREFIX
 from ripplebench.harness.models import LoadedModel, load_config, load_model, resolve_model
 from ripplebench.harness.prompts import PROMPT_FORMATS, resolve_prompt_format
@@ -83,6 +83,7 @@ class EditingLM(LM):
         self.device_name = _pick_device(device)
         self.batch = DEFAULT_BATCH_SIZE if str(batch_size).startswith("auto") or batch_size is None else int(batch_size)
         self._loaded: LoadedModel | None = None
+        self.edit_stats: list[dict[str, Any]] = []
 
     @property
     def loaded(self) -> LoadedModel:
@@ -113,7 +114,9 @@ class EditingLM(LM):
                 )
             )
         engine = EditThenQuery(self.loaded, self.editor, self.prompt_format, self.batch)
-        return engine.run(queries, progress=not disable_tqdm)
+        answers = engine.run(queries, progress=not disable_tqdm)
+        self.edit_stats.extend(engine.edit_stats)
+        return answers
 
     def loglikelihood(self, requests, disable_tqdm: bool = False):
         raise NotImplementedError(
@@ -156,5 +159,7 @@ class EditingLM(LM):
                 "editor_config": dataclasses.asdict(self.editor.config),
                 "prompt_format": self.prompt_format,
                 "max_new_tokens": self.max_new_tokens,
+                # e.g. training tokens per edit, for the "#tokens relative to CPT" column
+                "edit_stats": summarize_edit_stats(self.edit_stats),
             }
         }
