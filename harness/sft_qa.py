@@ -27,13 +27,14 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ripplebench.editors.training import Example, TrainingSettings, train
+from ripplebench.harness.data.controlled_ripple_io import read_text
 from ripplebench.harness.models import LoadedModel
 from ripplebench.harness.prompts import render_prompt
 
 TRIVIAQA = "triviaqa"
 TRIVIAQA_HUB = ("mandarjoshi/trivia_qa", "rc.nocontext")
 CONTROLLED_RIPPLE_TRAIN = (
-    Path(__file__).resolve().parent.parent / "tasks" / "controlled_ripple" / "data" / "train.jsonl"
+    Path(__file__).resolve().parent.parent / "tasks" / "controlled_ripple" / "data" / "train.jsonl.gz"
 )
 TRIVIAQA_SETTINGS = TrainingSettings(
     lr=1e-5, epochs=2, batch_size=128, max_length=256, weight_decay=0.1, max_grad_norm=1.0, warmup_ratio=0.03
@@ -55,7 +56,7 @@ def read_qa_file(path: str | Path) -> list[QAPair]:
     if not path.is_file():
         raise ValueError(f"QA file '{path}' does not exist.")
     pairs = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
