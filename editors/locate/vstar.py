@@ -170,7 +170,8 @@ def _optimise_batch(
         deltas = [torch.zeros_like(zero, requires_grad=True) for zero in zeros]
         optimizer = torch.optim.Adam(deltas, lr=settings.lr)
         steps = 0
-        for steps in range(1, settings.steps + 1):
+        while steps < settings.steps:
+            steps += 1
             nll, kl_log_probs = losses(forward(deltas)[0])
             kl = torch.nn.functional.kl_div(kl_initial, kl_log_probs, log_target=True, reduction="none").sum(-1)
             loss = nll + settings.kl_factor * kl
