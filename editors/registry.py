@@ -28,6 +28,9 @@ BUILTIN: dict[str, str] = {
     "none": "ripplebench.editors.none:NoEdit",
     "prepend": "ripplebench.editors.prepend:Prepend",
     "cpt": "ripplebench.editors.cpt:CPT",
+    "mend": "ripplebench.editors.mend.editor:MEND",
+    "propmend": "ripplebench.editors.mend.editor:PropMEND",
+    "rledit": "ripplebench.editors.mend.editor:RLEdit",
 }
 
 
