@@ -223,9 +223,33 @@ def test_table_25_defaults_and_bundled_presets_load():
     config = TrainConfig()
     assert (config.c_edit, config.lr, config.lr_alpha, config.batch_size) == (0.1, 1e-6, 1e-4, 10)
     assert (config.val_every, config.patience, config.rank, config.n_hidden, config.shared) == (100, 2000, 1920, 1, False)
-    ablation = load_train_config("propmend_smollm2_midupper", {"outer_loss": "paraphrase", "inner_loss": "sft", "layers": "27-29"})
+    ablation = load_train_config(
+        "propmend_smollm2_midupper", {"outer_loss": "paraphrase", "inner_loss": "sft", "layers": "27-29", "lr": "1e-4"}
+    )
     assert dataclasses.asdict(ablation)["outer_loss"] == "paraphrase"
+    assert ablation.lr == 1e-4, "YAML reads 1e-4 as a string; it must still become a number"
+    with pytest.raises(ValueError, match="batch_size must be a number, not 'ten'"):
+        load_train_config("propmend_smollm2_midupper", {"batch_size": "ten"})
     with pytest.raises(ValueError, match="Unknown setting"):
         load_train_config("propmend_smollm2_midupper", {"learning_rate": 1})
     with pytest.raises(ValueError, match="Valid: clm, sft"):
         load_train_config("propmend_smollm2_midupper", {"inner_loss": "answers"})
+
+
+def test_lm_eval_model_edits_with_a_checkpoint_from_model_args(tiny_model_dir, checkpoint):
+    from lm_eval.api.instance import Instance as Request
+
+    from ripplebench.harness.lm_model import EditingLM
+
+    lm = EditingLM.create_from_arg_string(
+        f"model={tiny_model_dir},editor=rledit,editor.checkpoint={checkpoint},editor.edits_per_turn=1"
+    )
+    assert (lm.editor.name, lm.editor.config.edits_per_turn) == ("rledit", 1)
+    before = parameters_hash(lm.loaded.model)
+    edits = [{"edit_id": r["id"], "fact": r["text"]} for r in RECORDS[:2]]
+    requests = [
+        Request("generate_until", {"edits": edits}, (question, {"until": ["\n"], "max_gen_toks": 3}), 0, ("t", i, 1))
+        for i, question in enumerate(["Who is Elizabeth Ruiz?", "Who is Adam Jacobson?"])
+    ]
+    assert len(lm.generate_until(requests, disable_tqdm=True)) == 2
+    assert parameters_hash(lm.loaded.model) == before

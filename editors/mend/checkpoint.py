@@ -2,8 +2,8 @@
 
 A checkpoint is one `torch.save` file holding plain data (loadable with weights_only=True):
 `train_config` (dict), `model` (name and architecture fingerprint), `targets` (edited weight
-names and shapes), `hypernet` (state dict), and for resuming `optimizer`, `step`, `best_loss`,
-`best_step`. It is written to a temporary file and renamed, so an interrupted save never
+names and shapes), `hypernet` (state dict), `step`, `best_loss`, `best_step`, and in last.pt
+(for resuming) the `optimizer` state. It is written to a temporary file and renamed, so an interrupted save never
 corrupts the previous one.
 """
 

@@ -113,6 +113,14 @@ def load_train_config(spec: str, overrides: Mapping[str, Any] | None = None) -> 
     values = dict(yaml.safe_load(path.read_text()) or {})
     values.pop("description", None)
     values.update(overrides or {})
+    kinds = {field.name: field.type for field in dataclasses.fields(TrainConfig)}
+    for key, value in values.items():
+        # YAML reads 1e-6 (no dot) as a string; numbers are parsed here with a clear error.
+        if kinds.get(key) in ("float", "int") and isinstance(value, str):
+            try:
+                values[key] = float(value) if kinds[key] == "float" else int(value)
+            except ValueError:
+                raise ValueError(f"Training config {path}: {key} must be a number, not '{value}'.") from None
     config = make_config(TrainConfig, values, f"training config {path}")  # type: ignore[arg-type]
     config.check()
     return config  # type: ignore[return-value]
@@ -292,14 +300,15 @@ class MetaTrainer:
     def model_identity(self) -> dict[str, Any]:
         return {"name": self.config.model, "fingerprint": fingerprint(self.model.config)}
 
-    def payload(self) -> dict[str, Any]:
+    def payload(self, optimizer: bool = True) -> dict[str, Any]:
+        """Checkpoint contents; the optimizer state (twice the hypernetwork's size) only for resuming."""
         parameters = dict(self.model.named_parameters())
         return {
             "train_config": dataclasses.asdict(self.config),
             "model": self.model_identity(),
             "targets": [[name, list(parameters[name].shape)] for name in self.targets],
             "hypernet": self.hypernet.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": self.optimizer.state_dict() if optimizer else None,
             "step": self.step,
             "best_loss": self.best_loss,
             "best_step": self.best_step,
@@ -329,7 +338,7 @@ class MetaTrainer:
         metrics = self.validate()
         if metrics["val_loss"] < self.best_loss:
             self.best_loss, self.best_step = metrics["val_loss"], self.step
-            save_checkpoint(self.out_dir / "best.pt", self.payload())
+            save_checkpoint(self.out_dir / "best.pt", self.payload(optimizer=False))
         save_checkpoint(self.out_dir / "last.pt", self.payload())
         self.log({"step": self.step, "kind": "validation", **metrics, "best_step": self.best_step})
         return metrics
@@ -342,7 +351,7 @@ class MetaTrainer:
             self.resume(last)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         (self.out_dir / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), time.process_time()
         bar = tqdm(total=config.max_steps, initial=self.step, desc="meta-training", unit="step", disable=not progress)
         interrupted = True
         try:
@@ -352,7 +361,8 @@ class MetaTrainer:
                 if self.step - self.best_step >= config.patience:
                     break
                 record = self.train_step()
-                self.log({"step": self.step, "kind": "train", **record, "seconds": round(time.monotonic() - started, 1)})
+                elapsed = {"seconds": time.monotonic() - started, "cpu_seconds": time.process_time() - cpu_started}
+                self.log({"step": self.step, "kind": "train", **record, **{k: round(v, 1) for k, v in elapsed.items()}})
                 bar.update(1)
                 bar.set_postfix(loss=f"{record['loss']:.3f}", edit=f"{record['edit']:.3f}", loc=f"{record['loc']:.4f}")
                 if self.step % config.val_every == 0:
