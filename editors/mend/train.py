@@ -140,16 +140,15 @@ class MetaTrainer:
             parameter.requires_grad_(False)
         self.prompt_format = resolve_prompt_format(config.prompt_format, self.tokenizer)
         self.train_data = read_instances(config.train_file)
-        self.val_data = read_instances(config.validation_file)
-        if config.val_instances:
-            self.val_data = self.val_data[: config.val_instances]
+        validation = read_instances(config.validation_file)
+        self.val_data = validation[: config.val_instances] if config.val_instances else validation
         if len(self.val_data) < config.turns * config.edits_per_turn:
             raise ValueError(
                 f"{config.validation_file} has {len(self.val_data)} usable instances; one validation "
                 f"sequence needs turns x edits_per_turn = {config.turns * config.edits_per_turn}."
             )
         self.locality = LocalityPool(config.locality, self.train_data)
-        self.val_locality = LocalityPool(config.locality, self.val_data if config.locality == "specificity" else [])
+        self.val_locality = LocalityPool(config.locality, validation)
         parameters = dict(self.model.named_parameters())
         self.targets = target_weights(self.model, config.layers, config.weights)
         shapes = {name: tuple(parameters[name].shape) for name in self.targets}
