@@ -48,8 +48,12 @@ def train_editor(args: argparse.Namespace) -> int:
     """Meta-train a MEND / PropMEND / RLEdit hypernetwork from a training config."""
     from ripplebench.editors.mend.train import MetaTrainer, load_train_config
 
-    config = load_train_config(args.config, parse_settings(args.set))
-    best = MetaTrainer(config).train(resume=not args.no_resume)
+    try:
+        config = load_train_config(args.config, parse_settings(args.set))
+        best = MetaTrainer(config).train(resume=not args.no_resume)
+    except ValueError as error:  # bad config or data: one clear line, no traceback
+        print(f"ripplebench train-editor: {error}", file=sys.stderr)
+        return 2
     print(f"Best checkpoint: {best}")
     return 0
 

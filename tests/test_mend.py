@@ -253,3 +253,30 @@ def test_lm_eval_model_edits_with_a_checkpoint_from_model_args(tiny_model_dir, c
     ]
     assert len(lm.generate_until(requests, disable_tqdm=True)) == 2
     assert parameters_hash(lm.loaded.model) == before
+
+
+def test_train_editor_command_reports_a_bad_config_in_one_line(capsys):
+    from ripplebench.harness.cli import main
+
+    assert main(["train-editor", "propmend_smollm2_midupper", "--set", "inner_loss=answers"]) == 2
+    assert "ripplebench train-editor: Unknown inner_loss 'answers'. Valid: clm, sft." in capsys.readouterr().err
+
+
+def test_parameter_sharing_uses_one_network_per_shape_with_per_weight_film():
+    from ripplebench.editors.mend.network import HyperNetwork
+
+    shapes = {"a.weight": (6, 4), "b.weight": (6, 4), "c.weight": (4, 6)}
+    shared = HyperNetwork(shapes, rank=3, shared=True)
+    assert sorted(shared.transforms) == ["4x6", "6x4"]
+    assert shared.slot["a.weight"] == ("6x4", 0) and shared.slot["b.weight"] == ("6x4", 1)
+    assert len(HyperNetwork(shapes, rank=3).transforms) == 3
+    torch.manual_seed(0)
+    factors = {name: (torch.randn(5, shape[1]), torch.randn(5, shape[0])) for name, shape in shapes.items()}
+    shared.train().updates(factors)  # training mode gathers the normalisation statistics
+    updates = shared.eval().updates(factors)
+    assert {name: tuple(u.shape) for name, u in updates.items()} == shapes
+    # At initialisation every block is the identity: the update is -alpha * sum_t delta_t u_t^T
+    # of the normalised factors.
+    network = shared.transforms["6x4"]
+    u, delta = network.norm(torch.cat(factors["a.weight"], -1)).split([4, 6], -1)
+    torch.testing.assert_close(updates["a.weight"], -1e-4 * delta.T @ u)
