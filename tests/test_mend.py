@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 
 import pytest
@@ -52,8 +53,8 @@ RECORDS = [
 @pytest.fixture(scope="module")
 def data_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ripple-data")
-    train, validation = folder / "train.jsonl", folder / "validation.jsonl"
-    train.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    train, validation = folder / "train.jsonl.gz", folder / "validation.jsonl"
+    train.write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in RECORDS).encode()))
     validation.write_text("".join(json.dumps(r) + "\n" for r in RECORDS[:3]))
     return train, validation
 
@@ -280,3 +281,19 @@ def test_parameter_sharing_uses_one_network_per_shape_with_per_weight_film():
     network = shared.transforms["6x4"]
     u, delta = network.norm(torch.cat(factors["a.weight"], -1)).split([4, 6], -1)
     torch.testing.assert_close(updates["a.weight"], -1e-4 * delta.T @ u)
+
+
+def test_training_data_errors_name_the_file_line_and_field(tmp_path):
+    from ripplebench.editors.mend.data import read_instances
+
+    bad = dict(RECORDS[0], questions=[{"alias_question": "Q?", "unalias_question": "", "answer": "A"}])
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps(RECORDS[1]) + "\n" + json.dumps(bad) + "\n")
+    with pytest.raises(ValueError, match=r"train.jsonl:2 question 0: field\(s\) unalias_question missing or empty"):
+        read_instances(path)
+    good = dict(RECORDS[0], questions=[dict(RECORDS[0]["questions"][0], answer_aliases=["Nairobi City"])])
+    path.write_text(json.dumps(good) + "\n")
+    [instance] = read_instances(path)
+    assert instance.propagation[0].aliases == ("Nairobi City",)
+    assert instance.paraphrases[0].question == "The birthplace of Elizabeth Ruiz is"
+    assert instance.paraphrases[1].question == "Elizabeth Ruiz later lived in", "no paraphrase: the prompt itself"

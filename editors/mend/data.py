@@ -16,19 +16,20 @@ but they share the dataset's relations. Give a JSON-lines file of {question, ans
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
 from ripplebench.editors.base import AtomicFact, Edit
-from ripplebench.tasks.controlled_ripple.utils import _check_instance as check_instance
 
 
 @dataclass(frozen=True)
 class QA:
     question: str
     answer: str
+    aliases: tuple[str, ...] = ()  # other valid answers, for exact-match scoring
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ def _read_jsonl(path: str | Path) -> list[tuple[str, dict]]:
     if not path.is_file():
         raise ValueError(f"Data file '{path}' does not exist.")
     records = []
-    with path.open(encoding="utf-8") as handle:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if line.strip():
                 where = f"{path}:{number}"
@@ -59,13 +61,24 @@ def _read_jsonl(path: str | Path) -> list[tuple[str, dict]]:
     return records
 
 
+def _require(record: dict, keys: tuple[str, ...], where: str) -> None:
+    if not isinstance(record, dict):
+        raise ValueError(f"{where}: expected a JSON object.")
+    missing = [key for key in keys if not str(record.get(key) or "").strip()]
+    if missing:
+        raise ValueError(f"{where}: field(s) {', '.join(missing)} missing or empty.")
+
+
 def instance_from_record(record: dict, where: str) -> Instance:
     """Validate one Controlled RippleEdit record and build its Instance."""
-    check_instance(record, where)
+    if not isinstance(record, dict) or not isinstance(record.get("questions"), list) or not record["questions"]:
+        raise ValueError(f"{where}: instance has no questions (field 'questions' is missing or empty).")
+    _require(record, ("text",), where)
+    for number, question in enumerate(record["questions"]):
+        _require(question, ("alias_question", "unalias_question", "answer"), f"{where} question {number}")
     atomic = []
-    for item in record.get("atomic_facts") or ():
-        if not all(str(item.get(key) or "").strip() for key in ("prompt", "target", "subject")):
-            raise ValueError(f"{where}: an atomic fact lacks prompt, target or subject.")
+    for number, item in enumerate(record.get("atomic_facts") or ()):
+        _require(item, ("prompt", "target", "subject"), f"{where} atomic fact {number}")
         atomic.append(item)
     edit = Edit(
         id=str(record.get("id") or where),
@@ -76,15 +89,15 @@ def instance_from_record(record: dict, where: str) -> Instance:
     questions = record["questions"]
     return Instance(
         edit=edit,
-        propagation=tuple(QA(q["alias_question"], str(q["answer"])) for q in questions),
-        specificity=tuple(QA(q["unalias_question"], str(q["answer"])) for q in questions),
+        propagation=tuple(QA(q["alias_question"], str(q["answer"]), tuple(q.get("answer_aliases") or ())) for q in questions),
+        specificity=tuple(QA(q["unalias_question"], str(q["answer"]), tuple(q.get("answer_aliases") or ())) for q in questions),
         # Without a paraphrase the atomic prompt itself is the outer input (MEND's x' = x).
         paraphrases=tuple(QA(a.get("paraphrase") or a["prompt"], a["target"]) for a in atomic),
     )
 
 
 def read_instances(path: str | Path) -> list[Instance]:
-    """All instances of a JSON-lines file, naming the line of any malformed one."""
+    """All instances of a JSON-lines file (gzipped if it ends in .gz), naming any malformed line."""
     return [instance_from_record(record, where) for where, record in _read_jsonl(path)]
 
 

@@ -59,7 +59,7 @@ PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets" / "train"
 class TrainConfig:
     model: str = "smollm2-135m"
     prompt_format: str = "auto"  # as in evaluation: auto, chat, qa, raw
-    train_file: str = "tasks/controlled_ripple/data/train.jsonl"
+    train_file: str = "tasks/controlled_ripple/data/train.jsonl.gz"
     validation_file: str = "tasks/controlled_ripple/data/validation.jsonl"
     locality: str = "specificity"  # or a JSON-lines file of {question, answer} (e.g. NQ)
     locality_batch: int = 2
@@ -293,7 +293,7 @@ class MetaTrainer:
         answers = EditThenQuery(self.loaded, editor, self.prompt_format).run(queries, progress=False)
         scores: dict[str, list[float]] = {"val_efficacy": [], "val_specificity": []}
         for (kind, qa), answer in zip(scoring, answers):
-            scores[kind].append(exact_match(qa.question, answer, [qa.answer]))
+            scores[kind].append(exact_match(qa.question, answer, [qa.answer, *qa.aliases]))
         return {kind: sum(values) / max(len(values), 1) for kind, values in scores.items()}
 
     def model_identity(self) -> dict[str, Any]:
