@@ -33,6 +33,9 @@ BUILTIN: dict[str, str] = {
     "jeep": "ripplebench.editors.jeep:JEEP",
     "meta_aug_cpt": "ripplebench.editors.meta_aug_cpt:MetaAugCPT",
     "active_reading_cpt": "ripplebench.editors.active_reading_cpt:ActiveReadingCPT",
+    "mend": "ripplebench.editors.mend.editor:MEND",
+    "propmend": "ripplebench.editors.mend.editor:PropMEND",
+    "rledit": "ripplebench.editors.mend.editor:RLEdit",
 }
 
 

@@ -153,6 +153,33 @@ def add_sft_qa_parser(commands) -> None:
     parser.set_defaults(run=sft_qa)
 
 
+def parse_settings(items: Sequence[str]) -> dict:
+    """`key=value` pairs, values parsed as YAML scalars (numbers, booleans, strings)."""
+    import yaml
+
+    settings = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set expects key=value, got '{item}'.")
+        settings[key.strip()] = yaml.safe_load(value)
+    return settings
+
+
+def train_editor(args: argparse.Namespace) -> int:
+    """Meta-train a MEND / PropMEND / RLEdit hypernetwork from a training config."""
+    from ripplebench.editors.mend.train import MetaTrainer, load_train_config
+
+    try:
+        config = load_train_config(args.config, parse_settings(args.set))
+        best = MetaTrainer(config).train(resume=not args.no_resume)
+    except ValueError as error:  # bad config or data: one clear line, no traceback
+        print(f"ripplebench train-editor: {error}", file=sys.stderr)
+        return 2
+    print(f"Best checkpoint: {best}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ripplebench",
@@ -162,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("editors", help="list editors (built-in, third-party, presets)").set_defaults(run=list_editors)
     commands.add_parser("models", help="list built-in model aliases").set_defaults(run=list_models)
+    train = commands.add_parser("train-editor", help="meta-train a hypernetwork editor (mend, propmend, rledit)")
+    train.add_argument("config", help="training YAML file, or a bundled preset name (editors/presets/train/)")
+    train.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config values")
+    train.add_argument("--no-resume", action="store_true", help="start over even if out_dir has last.pt")
+    train.set_defaults(run=train_editor)
     data = commands.add_parser("data", help="generate, prepare or check datasets")
     add_dataset_commands(data.add_subparsers(dest="dataset", required=True))  # one per dataset module
     judge = commands.add_parser(
