@@ -254,8 +254,9 @@ def test_process_results_reports_category_stratum_and_type():
     ci, rs = task_utils.documents(edit)
     assert task_utils.process_results(ci, [" 2 children."]) == {"efficacy": 1.0, "efficacy_nonverbatim": 1.0, "CI": 1.0}
     assert task_utils.process_results(ci, [" three"]) == {"efficacy": 0.0, "efficacy_nonverbatim": 0.0, "CI": 0.0}
-    # Table 28's caveat: the alias "ja" occurs in the question ("Japan"), so EM is 1 whatever the answer
-    assert task_utils.process_results(rs, [" no idea"]) == {"specificity": 1.0, "specificity_verbatim": 1.0, "RS": 1.0}
+    assert task_utils.process_results(rs, [" Japanese."]) == {"specificity": 1.0, "specificity_verbatim": 1.0, "RS": 1.0}
+    # case-sensitive as the paper's code: the alias "ja" does not match inside the question's "Japan"
+    assert task_utils.process_results(rs, [" no idea"]) == {"specificity": 0.0, "specificity_verbatim": 0.0, "RS": 0.0}
 
 
 def test_judged_answers_add_llm_score_to_every_stratum():

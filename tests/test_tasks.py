@@ -48,7 +48,9 @@ def write_jsonl(path: Path, rows) -> Path:
     ("question", "prediction", "answers", "expected"),
     [
         ("What is the capital of Malaysia?", " Kuala Lumpur.", ["Kuala Lumpur"], 1.0),
-        ("What is the capital of Malaysia?", " kuala  lumpur", ["Kuala Lumpur"], 1.0),
+        ("What is the capital of Malaysia?", " Kuala  Lumpur", ["Kuala Lumpur"], 1.0),
+        ("What is the capital of Malaysia?", " kuala lumpur", ["Kuala Lumpur"], 0.0),  # case matters
+        ("What is the ISO alpha-2 code for the country where Bram lived?", " It is", ["AM"], 0.0),
         ("What is the capital of Malaysia?", " Putrajaya", ["Kuala Lumpur"], 0.0),
         ("Where was Frida Kahlo born?", " In Mexico City", ["Coyoacán", "Mexico City"], 1.0),
         # the paper's EM also searches the question (why Forgetfulness EM is inflated)

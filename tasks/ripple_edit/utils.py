@@ -5,8 +5,7 @@ The tasks read it from, in order: lm_eval `--metadata '{"data_dir": "FOLDER"}'`,
 environment variable RIPPLEBENCH_RIPPLEEDIT_DIR, or the ripplebench cache
 (`$RIPPLEBENCH_CACHE/rippleedit`, default `~/.cache/ripplebench/rippleedit`).
 
-Scoring is ripplebench's exact match (harness/metrics.py): it ignores case, whereas the paper's
-code compares case-sensitively, so short aliases can match inside words (see README).
+Scoring is ripplebench's exact match (harness/metrics.py), case-sensitive as in the paper's code.
 
 Every document carries its edit (`edit_id`, `fact`, `atomic_facts`), so the `editing` model
 applies each edit once for all of its questions. Documents of one edit are consecutive.
