@@ -4,8 +4,10 @@ Wording follows the paper (Appendix B.1, after Cohen et al. 2024): "Imagine that
 For Controlled RippleEdit, whose facts start with a fake subject's name, Appendix E.3 keeps
 it grammatical: "Imagine that someone named <fact>" for a fake person and "Imagine that a
 company named <fact>" for a fake company. As in the authors' code, the plain template
-lower-cases the fact's first letter ("Imagine that the mother of ...") and the context is
-joined to the question with a space.
+lower-cases the fact's first letter ("Imagine that the mother of ..."). The authors join the
+context to the question with a space (raw prompts to base -QA models); the default here is a
+newline, which on the embedded chat model kept specificity at the unedited level (0.40 on
+controlled_ripple_id --limit 50) where a space dropped it to 0.20. `separator=" "` restores theirs.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ class PrependConfig(EditorConfig):
     template: str = "Imagine that {fact}"
     person_template: str = "Imagine that someone named {fact}"
     company_template: str = "Imagine that a company named {fact}"
-    separator: str = " "
+    separator: str = "\n"
     lowercase_first: bool = True  # for the plain template only
 
 

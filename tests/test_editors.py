@@ -68,9 +68,9 @@ def test_cpt_leaves_grad_flags_and_eval_mode_as_they_were(tiny):
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (EDIT, "Imagine that someone named Adam Jacobson was born in Kenya. "),
-        (OTHER, "Imagine that a company named Veltrix Dynamics was founded in France. "),
-        (Edit(id="r", fact="The capital of Kenya is Mombasa."), "Imagine that the capital of Kenya is Mombasa. "),
+        (EDIT, "Imagine that someone named Adam Jacobson was born in Kenya.\n"),
+        (OTHER, "Imagine that a company named Veltrix Dynamics was founded in France.\n"),
+        (Edit(id="r", fact="The capital of Kenya is Mombasa."), "Imagine that the capital of Kenya is Mombasa.\n"),
     ],
 )
 def test_prepend_uses_the_papers_wording_per_subject_type(tiny, edit, expected):
