@@ -8,9 +8,10 @@ decoder layers and then the first known down-projection name inside them.
 
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping
+from typing import Any, Callable, ContextManager, Iterator, Mapping
 
 import torch
 
@@ -86,33 +87,29 @@ def _first(output: torch.Tensor | tuple) -> torch.Tensor:
 
 
 @contextmanager
-def capture_inputs(modules: Mapping[int, torch.nn.Module]) -> Iterator[dict[int, torch.Tensor]]:
+def _recording(
+    modules: Mapping[int, torch.nn.Module], register: Callable[[torch.nn.Module, Callable], Any]
+) -> Iterator[dict[int, torch.Tensor]]:
+    """Install one recording hook per module (via `register`) for the duration of the block."""
+    store: dict[int, torch.Tensor] = {}
+    handles = [register(module, functools.partial(store.__setitem__, key)) for key, module in modules.items()]
+    try:
+        yield store
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def capture_inputs(modules: Mapping[int, torch.nn.Module]) -> ContextManager[dict[int, torch.Tensor]]:
     """Record the first positional input of each module (the keys, for down projections)."""
-    store: dict[int, torch.Tensor] = {}
-    handles = [
-        module.register_forward_pre_hook(lambda _m, args, key=key: store.__setitem__(key, args[0]))
-        for key, module in modules.items()
-    ]
-    try:
-        yield store
-    finally:
-        for handle in handles:
-            handle.remove()
+    return _recording(modules, lambda module, save: module.register_forward_pre_hook(lambda _m, args: save(args[0])))
 
 
-@contextmanager
-def capture_outputs(modules: Mapping[int, torch.nn.Module]) -> Iterator[dict[int, torch.Tensor]]:
+def capture_outputs(modules: Mapping[int, torch.nn.Module]) -> ContextManager[dict[int, torch.Tensor]]:
     """Record each module's output hidden states [batch, tokens, hidden]."""
-    store: dict[int, torch.Tensor] = {}
-    handles = [
-        module.register_forward_hook(lambda _m, _a, output, key=key: store.__setitem__(key, _first(output)))
-        for key, module in modules.items()
-    ]
-    try:
-        yield store
-    finally:
-        for handle in handles:
-            handle.remove()
+    return _recording(
+        modules, lambda module, save: module.register_forward_hook(lambda _m, _a, output: save(_first(output)))
+    )
 
 
 @contextmanager
