@@ -1,9 +1,10 @@
 """Oracle augmentations for Meta-Aug CPT, from the Controlled RippleEdit knowledge base.
 
-The knowledge base (`harness/data/controlled_ripple_kb/*.yaml`, one file per entity type)
-lists each type's relations with their question templates and whether they are in-domain,
-and each entity's gold answers. The story templates of Controlled RippleEdit insert entity
-names verbatim, so the real entities of a fact are found by matching KB names in its text.
+The knowledge base (`harness/data/controlled_ripple_kb/*.yaml`, one file per entity type, read
+by `harness.data.controlled_ripple_kb`) lists each type's relations with their question
+templates and whether they are in-domain, and each entity's gold answers. The story templates
+of Controlled RippleEdit insert entity names verbatim, so the real entities of a fact are found
+by matching KB names in its text.
 
 An augmentation is one in-domain relation question about a found entity followed by its gold
 canonical answer, as one line of text: "What is the capital of Kenya? Nairobi." (question,
@@ -13,78 +14,50 @@ a space, the answer, a full stop unless the answer already ends in punctuation).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
-import yaml
+from ripplebench.harness.data.controlled_ripple_kb import (
+    ENTITY_TYPES,
+    PACKAGE_KB_DIR,
+    Entity,
+    EntityType,
+    KnowledgeBase,
+    load_knowledge_base,
+)
 
-DEFAULT_KB_DIR = Path(__file__).resolve().parent.parent / "harness" / "data" / "controlled_ripple_kb"
-
-
-@dataclass(frozen=True)
-class Relation:
-    id: str
-    template: str  # with a placeholder named after the entity type, e.g. "{country}"
-    domain: str  # "in" or "out"
-
-
-@dataclass(frozen=True)
-class Entity:
-    name: str
-    entity_type: str
-    facts: Mapping[str, tuple[str, ...]]  # relation id -> accepted answers, canonical first
+DEFAULT_KB_DIR = PACKAGE_KB_DIR
 
 
-@dataclass(frozen=True)
-class KnowledgeBase:
-    relations: Mapping[str, tuple[Relation, ...]]  # entity type -> its relations
-    entities: tuple[Entity, ...]
-
-    def question(self, entity: Entity, relation: Relation) -> str:
-        return relation.template.replace("{" + entity.entity_type + "}", entity.name)
-
-
-def load_knowledge_base(folder: str | Path = DEFAULT_KB_DIR) -> KnowledgeBase:
-    """Read every `<entity type>.yaml` of a knowledge-base folder."""
+def load_kb_folder(folder: str | Path = DEFAULT_KB_DIR) -> KnowledgeBase:
+    """Every entity-type file (`person.yaml`, `country.yaml`, ...) present in `folder`."""
     folder = Path(folder)
-    files = sorted(folder.glob("*.yaml"))
-    if not files:
+    types = [name for name in ENTITY_TYPES if (folder / f"{name}.yaml").is_file()]
+    if not types:
         raise ValueError(
-            f"No knowledge-base files (*.yaml) in '{folder}'. Point the editor's kb_dir to the "
-            "folder holding the Controlled RippleEdit entity files (person.yaml, country.yaml, ...)."
+            f"No knowledge-base files in '{folder}'. Point the editor's kb_dir to a folder holding "
+            f"Controlled RippleEdit entity files ({', '.join(f'{name}.yaml' for name in ENTITY_TYPES)})."
         )
-    relations: dict[str, tuple[Relation, ...]] = {}
-    entities: list[Entity] = []
-    for path in files:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        kind = data.get("entity_type") or path.stem
-        relations[kind] = tuple(
-            Relation(key, value["template"], value.get("domain", "in"))
-            for key, value in (data.get("relations") or {}).items()
-        )
-        for record in data.get("entities") or ():
-            facts = {key: tuple(str(a) for a in answers) for key, answers in (record.get("facts") or {}).items()}
-            entities.append(Entity(str(record["name"]), kind, facts))
-    return KnowledgeBase(relations, tuple(entities))
+    return load_knowledge_base(folder, types)
 
 
-def entities_in(text: str, kb: KnowledgeBase) -> list[Entity]:
-    """KB entities named in `text`, in order of appearance.
+def entities_in(text: str, kb: KnowledgeBase) -> list[tuple[EntityType, Entity]]:
+    """KB entities named in `text` (with their type), in order of appearance.
 
     Names match as whole words; a longer name wins over one inside it ("Korean War" over
     "Korean"), and each entity is listed once.
     """
+    candidates = [(kind, entity) for kind in kb.values() for entity in kind.entities]
     taken: list[tuple[int, int]] = []
-    found: list[tuple[int, Entity]] = []
-    for entity in sorted(kb.entities, key=lambda e: len(e.name), reverse=True):
+    found: list[tuple[int, EntityType, Entity]] = []
+    for kind, entity in sorted(candidates, key=lambda pair: len(pair[1].name), reverse=True):
         for match in re.finditer(rf"(?<!\w){re.escape(entity.name)}(?!\w)", text):
             if any(start < match.end() and match.start() < end for start, end in taken):
                 continue
             taken.append(match.span())
-            found.append((match.start(), entity))
+            found.append((match.start(), kind, entity))
             break
-    return [entity for _, entity in sorted(found, key=lambda item: item[0])]
+    return [(kind, entity) for _, kind, entity in sorted(found, key=lambda item: item[0])]
 
 
 def qa_text(question: str, answer: str) -> str:
@@ -104,13 +77,11 @@ def in_domain_augmentations(text: str, kb: KnowledgeBase, where: str) -> list[st
             f"{where}: no knowledge-base entity is named in the fact {text!r}, so Meta-Aug CPT "
             "has nothing to augment it with (it needs Controlled RippleEdit facts and the KB)."
         )
-    lines = []
-    for entity in entities:
-        for relation in kb.relations.get(entity.entity_type, ()):
-            answers = entity.facts.get(relation.id)
-            if relation.domain == "in" and answers:
-                lines.append(qa_text(kb.question(entity, relation), answers[0]))
-    return lines
+    return [
+        qa_text(relation.ask(kind.name, entity.name), entity.facts[relation.id][0])
+        for kind, entity in entities
+        for relation in kind.relations_in("in")
+    ]
 
 
 def augment_facts(facts: Sequence[tuple[str, str]], kb: KnowledgeBase) -> list[str]:

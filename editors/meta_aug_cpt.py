@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-from .augment import DEFAULT_KB_DIR, augment_facts, load_knowledge_base
+from .augment import DEFAULT_KB_DIR, augment_facts, load_kb_folder
 from .base import Edit, EditHandle
 from .cpt import CPT, CPTConfig
 
@@ -32,7 +32,7 @@ class MetaAugCPTConfig(CPTConfig):
 
 @lru_cache(maxsize=4)
 def _knowledge_base(folder: str):
-    return load_knowledge_base(Path(folder))
+    return load_kb_folder(Path(folder))
 
 
 class MetaAugCPT(CPT):

@@ -13,7 +13,7 @@ from helpers import parameters_hash
 
 from ripplebench.editors import Edit, build_editor
 from ripplebench.editors.active_reading import ActiveReader, parse_strategies
-from ripplebench.editors.augment import entities_in, in_domain_augmentations, load_knowledge_base
+from ripplebench.editors.augment import entities_in, in_domain_augmentations, load_kb_folder
 from ripplebench.editors.training import Example, TrainingSettings, encode, train
 
 FACT = "Elizabeth Ruiz was born in Kenya. She spent most of her adult life in Malaysia."
@@ -22,7 +22,7 @@ SWEDISH = Edit(id="e2", fact="Marcus Hale was born into a Swedish-speaking envir
 
 COUNTRY_KB = """
 entity_type: country
-sources: {capital: test fixture}
+sources: {capital: test fixture, currency: test fixture, majority_religion: test fixture}
 relations:
   capital: {template: "What is the capital of {country}?", domain: in}
   currency: {template: "What is the currency of {country}?", domain: in}
@@ -37,6 +37,7 @@ entities:
 """
 LANGUAGE_KB = """
 entity_type: language
+sources: {iso_639_1: test fixture, script_name: test fixture}
 relations:
   iso_639_1: {template: "What is the ISO 639-1 code for {language}?", domain: in}
   script_name: {template: "What is the name of the alphabet or script of {language}?", domain: out}
@@ -123,9 +124,9 @@ def test_meta_aug_trains_on_the_fact_and_gold_in_domain_qa_only(tiny, kb_dir):
 
 
 def test_meta_aug_matches_whole_names_and_prefers_the_longest(kb_dir):
-    kb = load_knowledge_base(kb_dir)
-    assert [e.name for e in entities_in(SWEDISH.fact, kb)] == ["Swedish"]
-    assert [e.name for e in entities_in("She signs in Swedish Sign Language in Kenya.", kb)] == [
+    kb = load_kb_folder(kb_dir)
+    assert [e.name for _, e in entities_in(SWEDISH.fact, kb)] == ["Swedish"]
+    assert [e.name for _, e in entities_in("She signs in Swedish Sign Language in Kenya.", kb)] == [
         "Swedish Sign Language", "Kenya",
     ]
     assert entities_in("Kenyans and Swedishness", kb) == []
@@ -142,7 +143,7 @@ def test_meta_aug_names_the_edit_when_the_fact_has_no_kb_entity(tiny, kb_dir):
 
 def test_meta_aug_refuses_an_empty_kb_folder(tmp_path):
     with pytest.raises(ValueError, match="No knowledge-base files"):
-        load_knowledge_base(tmp_path)
+        load_kb_folder(tmp_path)
 
 
 # --- Active Reading -----------------------------------------------------------------------------
