@@ -64,7 +64,8 @@ def encode(tokenizer: Any, example: Example, max_length: int, add_eos: bool = Fa
     return ids[:max_length], labels[:max_length]
 
 
-def _collate(rows: Sequence[tuple[list[int], list[int]]], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
+def pad_rows(rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stack (ids, labels) rows, right-padded: input ids, attention mask, labels (-100 on padding)."""
     width = max(len(ids) for ids, _ in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), -100, dtype=torch.long)
@@ -73,6 +74,11 @@ def _collate(rows: Sequence[tuple[list[int], list[int]]], pad_id: int, device: t
         input_ids[row, : len(ids)] = torch.tensor(ids)
         labels[row, : len(ids)] = torch.tensor(row_labels)
         mask[row, : len(ids)] = 1
+    return input_ids, mask, labels
+
+
+def _collate(rows: Sequence[tuple[list[int], list[int]]], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
+    input_ids, mask, labels = pad_rows(rows, pad_id)
     return {"input_ids": input_ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
 
 

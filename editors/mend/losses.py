@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ripplebench.editors.base import Edit
+from ripplebench.editors.training import pad_rows
 from ripplebench.harness.prompts import render_prompt
 
 INNER_LOSSES = ("clm", "sft")
@@ -43,15 +44,7 @@ def _ids(tokenizer: Any, text: str, special: bool) -> list[int]:
 
 def _pad(rows: list[tuple[list[int], list[int]]], pad_id: int, max_length: int) -> TokenBatch:
     """Stack (ids, labels) rows, truncated from the left to `max_length`, padded on the right."""
-    rows = [(ids[-max_length:], labels[-max_length:]) for ids, labels in rows]
-    width = max(len(ids) for ids, _ in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for row, (ids, targets) in enumerate(rows):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        labels[row, : len(ids)] = torch.tensor(targets)
-        mask[row, : len(ids)] = 1
+    input_ids, mask, labels = pad_rows([(ids[-max_length:], labels[-max_length:]) for ids, labels in rows], pad_id)
     return TokenBatch(input_ids, mask, labels)
 
 
