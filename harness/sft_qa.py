@@ -201,6 +201,7 @@ def prepare_qa_model(
     stage2: str | Path = CONTROLLED_RIPPLE_TRAIN,
     stage2_pairs: int = 500,
     evaluation: str | Path | None = None,
+    train_on_evaluation: bool = False,
     stage1_settings: TrainingSettings = TRIVIAQA_SETTINGS,
     stage2_settings: TrainingSettings = RIPPLE_QA_SETTINGS,
     seed: int = 0,
@@ -209,15 +210,20 @@ def prepare_qa_model(
     """Run both SFT stages on `loaded` and save the result to `output` (see the module doc).
 
     With `evaluation` (a QA file), answers to its questions are scored before and after, and
-    those questions are kept out of the training data.
+    those questions are kept out of the training data unless `train_on_evaluation`: the paper's
+    stage 2 reinforces the very facts the benchmark asks about (its specificity questions), so
+    that setting measures the model the benchmark uses, the default measures generalisation.
     """
-    held_out = read_qa_file(evaluation) if evaluation else []
+    evaluated = read_qa_file(evaluation) if evaluation else []
     first, note = stage_one_pairs(stage1, stage1_pairs, seed)
-    second = select_pairs(read_qa_file(stage2), stage2_pairs, seed, exclude=held_out)
+    second = select_pairs(read_qa_file(stage2), stage2_pairs, seed, exclude=() if train_on_evaluation else evaluated)
     report: dict[str, Any] = {"base_model": loaded.name, "prompt_format": prompt_format, "seed": seed, "stage1_note": note}
+    if evaluated:
+        trained = {_key(pair.question) for pair in second}
+        report["evaluation_questions_trained_on"] = sum(_key(pair.question) in trained for pair in evaluated)
     log(note)
-    if held_out:
-        report["before"] = evaluate_qa(loaded, held_out, prompt_format)
+    if evaluated:
+        report["before"] = evaluate_qa(loaded, evaluated, prompt_format)
         log(f"before: {_summary(report['before'])}")
     stages = [("stage1", first, stage1_settings, stage1), ("stage2", second, stage2_settings, str(stage2))]
     for name, pairs, settings, source in stages:
@@ -227,9 +233,9 @@ def prepare_qa_model(
         settings = replace(settings, seed=seed)
         tokens = fine_tune(loaded, pairs, settings, prompt_format)
         report[name] = {"source": source, "pairs": len(pairs), "train_tokens": tokens, "settings": asdict(settings)}
-    if held_out:
+    if evaluated:
         report["evaluation_file"] = str(evaluation)
-        report["after"] = evaluate_qa(loaded, held_out, prompt_format)
+        report["after"] = evaluate_qa(loaded, evaluated, prompt_format)
         log(f"after:  {_summary(report['after'])}")
     folder = save_model(loaded, output, report)
     log(f"saved to {folder} (use it as model={folder})")

@@ -71,6 +71,7 @@ def test_sft_qa_saves_a_loadable_model_with_its_report(tiny, tmp_path):
     report = json.loads((output / "sft_qa.json").read_text())
     assert report["stage1"]["pairs"] == 1  # duplicates are dropped
     assert report["stage2"]["pairs"] == 1  # the held-out question is not trained on
+    assert report["evaluation_questions_trained_on"] == 0
     assert report["stage2"]["settings"]["lr"] == 2e-6
     assert report["before"]["questions"] == report["after"]["questions"] == 1
     assert sorted(p.name for p in output.parent.iterdir()) == ["tiny-qa"]  # no partial folder left
@@ -86,6 +87,12 @@ def test_sft_qa_command(tiny_model_dir, tmp_path, capsys):
     assert main(["sft-qa", "--model", str(tiny_model_dir), "--output", str(output), "--stage1", "none",
                  "--stage2", str(stage2), "--stage2-set", "epochs=1"]) == 0
     assert (output / "config.json").is_file() and "stage 1 skipped" in capsys.readouterr().out
+    evaluation = write_lines(tmp_path / "valid.jsonl", [{"question": "What is the capital of Kenya?", "answer": "Nairobi"}])
+    paper_setting = tmp_path / "paper"
+    assert main(["sft-qa", "--model", str(tiny_model_dir), "--output", str(paper_setting), "--stage1", "none",
+                 "--stage2", str(stage2), "--stage2-set", "epochs=1", "--eval", str(evaluation), "--train-on-eval"]) == 0
+    report = json.loads((paper_setting / "sft_qa.json").read_text())
+    assert report["stage2"]["pairs"] == 2 and report["evaluation_questions_trained_on"] == 1
     with pytest.raises(SystemExit, match="Stage-2 QA data .*does not exist"):
         main(["sft-qa", "--model", str(tiny_model_dir), "--output", str(tmp_path / "o2"), "--stage2", str(tmp_path / "no.jsonl")])
 
