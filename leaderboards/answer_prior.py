@@ -1,0 +1,84 @@
+"""How much of a Controlled RippleEdit efficacy score one fixed answer per relation explains.
+
+    python -m ripplebench.leaderboards.answer_prior results/val/*/samples_controlled_ripple_val_*.jsonl
+
+Controlled RippleEdit asks each relation about a few dozen real entities, so some answers recur
+("carnivore" for a species' diet, "English" for a work's language). A meta-trained editor can
+learn to give a relation's most frequent answer without propagating the edited fact. For each
+`--log_samples` file of a controlled_ripple_* task this prints the file's EM efficacy, the
+efficacy of answering every efficacy question with its relation's majority answer in the
+training split (the answer prior), and how many of the file's correct answers are that answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from ripplebench.harness.data.controlled_ripple_io import read_jsonl
+from ripplebench.harness.metrics import exact_match
+
+TRAIN_SPLIT = Path(__file__).resolve().parent.parent / "tasks" / "controlled_ripple" / "data" / "train.jsonl.gz"
+
+
+def majority_answers(instances: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """Each relation id's most frequent gold answer (ties: the first seen)."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for instance in instances:
+        for question in instance["questions"]:
+            counts[question.get("relation_id", "")][question["answer"]] += 1
+    return {relation: answers.most_common(1)[0][0] for relation, answers in counts.items() if relation}
+
+
+def read_samples(path: Path) -> list[dict[str, Any]]:
+    """The efficacy records of an lm-eval samples file (one JSON object per line)."""
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    efficacy = [record for record in records if record.get("doc", {}).get("kind") == "efficacy"]
+    if not efficacy or "relation_id" not in efficacy[0]["doc"]:
+        raise ValueError(
+            f"{path} has no efficacy documents with a relation_id: pass a --log_samples file of a "
+            "controlled_ripple_* task."
+        )
+    return efficacy
+
+
+def answer_prior(samples: Sequence[dict[str, Any]], majority: dict[str, str]) -> dict[str, Any]:
+    """The samples' efficacy, the majority-answer efficacy, and the overlap of the two."""
+    correct = prior = both = 0
+    for record in samples:
+        doc = record["doc"]
+        guess = majority.get(doc["relation_id"], "")
+        hit = record["efficacy"] == 1.0
+        prior_hit = bool(guess) and exact_match(doc["question"], guess, doc["answers"]) == 1.0
+        correct, prior, both = correct + hit, prior + prior_hit, both + (hit and prior_hit)
+    count = len(samples)
+    return {
+        "questions": count,
+        "efficacy": round(correct / count, 4),
+        "majority_answer_efficacy": round(prior / count, 4),
+        "correct": correct,
+        "correct_with_majority_answer": both,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("samples", nargs="+", type=Path, help="lm-eval --log_samples files (samples_*.jsonl)")
+    parser.add_argument("--train", type=Path, default=TRAIN_SPLIT, help="training split giving the majority answers")
+    args = parser.parse_args(argv)
+    majority = majority_answers(read_jsonl(args.train))
+    print("| samples | questions | efficacy | majority-answer efficacy | correct | of which majority answer |")
+    print("|---|--:|--:|--:|--:|--:|")
+    for path in args.samples:
+        row = answer_prior(read_samples(path), majority)
+        print(
+            f"| {path} | {row['questions']} | {row['efficacy']:.3f} | {row['majority_answer_efficacy']:.3f} "
+            f"| {row['correct']} | {row['correct_with_majority_answer']} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
