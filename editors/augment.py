@@ -26,10 +26,8 @@ from ripplebench.harness.data.controlled_ripple_kb import (
     load_knowledge_base,
 )
 
-DEFAULT_KB_DIR = PACKAGE_KB_DIR
 
-
-def load_kb_folder(folder: str | Path = DEFAULT_KB_DIR) -> KnowledgeBase:
+def load_kb_folder(folder: str | Path = PACKAGE_KB_DIR) -> KnowledgeBase:
     """Every entity-type file (`person.yaml`, `country.yaml`, ...) present in `folder`."""
     folder = Path(folder)
     types = [name for name in ENTITY_TYPES if (folder / f"{name}.yaml").is_file()]

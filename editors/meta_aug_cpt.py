@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Sequence
 
-from .augment import DEFAULT_KB_DIR, augment_facts, load_kb_folder
+from ripplebench.harness.data.controlled_ripple_kb import PACKAGE_KB_DIR
+
+from .augment import augment_facts, load_kb_folder
 from .base import Edit, EditHandle
 from .cpt import CPT, CPTConfig
 
@@ -27,12 +28,12 @@ from .cpt import CPT, CPTConfig
 @dataclass
 class MetaAugCPTConfig(CPTConfig):
     # Folder of the Controlled RippleEdit knowledge base (person.yaml, country.yaml, ...).
-    kb_dir: str = str(DEFAULT_KB_DIR)
+    kb_dir: str = str(PACKAGE_KB_DIR)
 
 
 @lru_cache(maxsize=4)
 def _knowledge_base(folder: str):
-    return load_kb_folder(Path(folder))
+    return load_kb_folder(folder)
 
 
 class MetaAugCPT(CPT):

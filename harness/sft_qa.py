@@ -27,15 +27,14 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ripplebench.editors.training import Example, TrainingSettings, train
-from ripplebench.harness.data.controlled_ripple_io import read_text
+from ripplebench.harness.data.controlled_ripple import split_path
+from ripplebench.harness.data.controlled_ripple_io import committed_data_dir, read_text
 from ripplebench.harness.models import LoadedModel
 from ripplebench.harness.prompts import render_prompt
 
 TRIVIAQA = "triviaqa"
 TRIVIAQA_HUB = ("mandarjoshi/trivia_qa", "rc.nocontext")
-CONTROLLED_RIPPLE_TRAIN = (
-    Path(__file__).resolve().parent.parent / "tasks" / "controlled_ripple" / "data" / "train.jsonl.gz"
-)
+CONTROLLED_RIPPLE_TRAIN = split_path(committed_data_dir(), "train")
 TRIVIAQA_SETTINGS = TrainingSettings(
     lr=1e-5, epochs=2, batch_size=128, max_length=256, weight_decay=0.1, max_grad_norm=1.0, warmup_ratio=0.03
 )

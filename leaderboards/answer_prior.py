@@ -13,15 +13,16 @@ training split (the answer prior), and how many of the file's correct answers ar
 from __future__ import annotations
 
 import argparse
-import json
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from ripplebench.harness.data.controlled_ripple_io import read_jsonl
+from ripplebench.harness.data.controlled_ripple import split_path
+from ripplebench.harness.data.controlled_ripple_io import committed_data_dir, read_jsonl
 from ripplebench.harness.metrics import exact_match
+from ripplebench.harness.runs import read_records
 
-TRAIN_SPLIT = Path(__file__).resolve().parent.parent / "tasks" / "controlled_ripple" / "data" / "train.jsonl.gz"
+TRAIN_SPLIT = split_path(committed_data_dir(), "train")
 
 
 def majority_answers(instances: Iterable[dict[str, Any]]) -> dict[str, str]:
@@ -35,8 +36,7 @@ def majority_answers(instances: Iterable[dict[str, Any]]) -> dict[str, str]:
 
 def read_samples(path: Path) -> list[dict[str, Any]]:
     """The efficacy records of an lm-eval samples file (one JSON object per line)."""
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    efficacy = [record for record in records if record.get("doc", {}).get("kind") == "efficacy"]
+    efficacy = [record for record in read_records(path) if record.get("doc", {}).get("kind") == "efficacy"]
     if not efficacy or "relation_id" not in efficacy[0]["doc"]:
         raise ValueError(
             f"{path} has no efficacy documents with a relation_id: pass a --log_samples file of a "
