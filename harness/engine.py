@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -104,15 +105,37 @@ class EditThenQuery:
         answers: list[str] = [""] * len(queries)
         groups = group_by_edits(queries)
         for edits, indices in tqdm(groups.items(), desc="edits", unit="edit", disable=not progress):
+            started = time.perf_counter()
             handle = self.editor.apply(self.model, edits)
-            self.edit_stats.append(dict(handle.stats))
+            applied = time.perf_counter()
             try:
                 outputs = self.answer([queries[i] for i in indices], handle.context)
             finally:
+                answered = time.perf_counter()
                 self.editor.revert(handle)
+            reverted = time.perf_counter()
+            self.edit_stats.append({**handle.stats, **timing_stats(started, applied, answered, reverted)})
             for index, output in zip(indices, outputs):
                 answers[index] = output
         return answers
+
+
+def timing_stats(started: float, applied: float, answered: float, reverted: float) -> dict[str, float]:
+    """Wall seconds of one edit group's phases, as recorded in `edit_stats` (and so in results)."""
+    return {
+        "edit_seconds": applied - started,
+        "answer_seconds": answered - applied,
+        "revert_seconds": reverted - answered,
+    }
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MiB (Linux reports KiB, macOS bytes)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
 def summarize_edit_stats(stats: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

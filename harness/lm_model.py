@@ -19,7 +19,7 @@ from typing import Any
 from lm_eval.api.model import LM
 
 from ripplebench.editors.registry import build_editor
-from ripplebench.harness.engine import EditThenQuery, Query, edits_from_doc, summarize_edit_stats
+from ripplebench.harness.engine import EditThenQuery, Query, edits_from_doc, peak_rss_mb, summarize_edit_stats
 from ripplebench.harness.judge import METADATA_PREFIX as JUDGE_PREFIX
 from ripplebench.harness.models import LoadedModel, load_config, load_model, resolve_model
 from ripplebench.harness.prompts import PROMPT_FORMATS, resolve_prompt_format
@@ -161,5 +161,6 @@ class EditingLM(LM):
                 "max_new_tokens": self.max_new_tokens,
                 # e.g. training tokens per edit, for the "#tokens relative to CPT" column
                 "edit_stats": summarize_edit_stats(self.edit_stats),
+                "peak_rss_mb": round(peak_rss_mb(), 1),
             }
         }
