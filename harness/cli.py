@@ -10,17 +10,20 @@ from ripplebench.harness.data import add_commands as add_dataset_commands
 
 
 def list_editors(_: argparse.Namespace) -> int:
-    """Print every editor and preset that `editor=` accepts, with a one-line description."""
-    from ripplebench.editors.registry import available_editors, describe
+    """Print every editor and preset that `editor=` accepts, with a one-line description and,
+    where it has one, its state here (hypernetworks: trained here / not trained here)."""
+    from ripplebench.editors.registry import available_editors, build_editor, describe
 
     entries = available_editors().values()
     width = max(len(entry.name) for entry in entries)
     for entry in entries:
         try:
             text = describe(entry)
+            state = build_editor(entry.name).status()
         except Exception as error:  # a broken third-party editor must not hide the others
-            text = f"(cannot be loaded: {error})"
-        print(f"{entry.name:<{width}}  [{entry.source}]  {text}")
+            text, state = f"(cannot be loaded: {error})", ""
+        tags = f"[{entry.source}]" + (f" [{state}]" if state else "")
+        print(f"{entry.name:<{width}}  {tags}  {text}")
     return 0
 
 
@@ -174,12 +177,14 @@ def parse_settings(items: Sequence[str]) -> dict:
 
 def train_editor(args: argparse.Namespace) -> int:
     """Meta-train a MEND / PropMEND / RLEdit hypernetwork from a training config."""
-    from ripplebench.editors.mend.train import MetaTrainer, load_train_config
+    from ripplebench.editors.mend.config import load_train_config
+    from ripplebench.editors.mend.train import MetaTrainer
 
     try:
         config = load_train_config(args.config, parse_settings(args.set))
+        print(f"Training into {config.out_dir}", file=sys.stderr)
         best = MetaTrainer(config).train(resume=not args.no_resume)
-    except ValueError as error:  # bad config or data: one clear line, no traceback
+    except (ValueError, FileNotFoundError) as error:  # bad config or data: one clear line, no traceback
         print(f"ripplebench train-editor: {error}", file=sys.stderr)
         return 2
     print(f"Best checkpoint: {best}")
