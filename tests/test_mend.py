@@ -17,6 +17,7 @@ from ripplebench.editors import Edit, build_editor
 from ripplebench.editors.mend.checkpoint import TrainedHypernet, read_checkpoint
 from ripplebench.editors.mend.config import TrainConfig, load_train_config
 from ripplebench.editors.mend.grads import rank1_factors, target_weights
+from ripplebench.editors.mend.locations import key_differences, recorded_config
 from ripplebench.editors.mend.losses import text_batch, token_nll
 from ripplebench.editors.mend.train import MetaTrainer
 
@@ -413,3 +414,21 @@ def test_a_checkpoint_for_another_model_or_layers_is_not_picked_up(checkpoint, t
     layers = tiny_preset(tmp_path / "layers", tiny_model_dir, data_files, layers="1-3")
     assert build_editor("propmend", {"train_preset": str(layers)}).checkpoint_path() is None
     assert "Not using" in caplog.text and "layers: trained 2-3, expected 1-3" in caplog.text
+
+
+@pytest.mark.parametrize("method", ["propmend", "mend"])
+def test_qa_model_presets_keep_the_cpu_budget_and_refuse_the_raw_models_checkpoint(method, checkpoint, cache, tmp_path):
+    raw, qa = load_train_config(f"{method}_smollm2_cpu"), load_train_config(f"{method}_smollm2_qa_cpu")
+    assert qa.model == "smollm2-135m-qa" and raw.model == "smollm2-135m"
+    assert {**dataclasses.asdict(qa), "model": "", "out_dir": ""} == {**dataclasses.asdict(raw), "model": "", "out_dir": ""}
+    assert Path(qa.out_dir).parent.name == f"{method}_smollm2_qa_cpu" and qa.out_dir != raw.out_dir
+
+    # A checkpoint recording the raw model's training config (the weights are the tiny model's).
+    payload = read_checkpoint(checkpoint)
+    payload["train_config"] = dataclasses.asdict(raw)
+    trained_on_raw = tmp_path / "raw.pt"
+    torch.save(payload, trained_on_raw)
+    assert key_differences(recorded_config(trained_on_raw), dataclasses.asdict(raw)) == []
+    with pytest.raises(ValueError, match=f"not trained by `ripplebench train-editor {method}_smollm2_qa_cpu` "
+                                         r"\(model: trained smollm2-135m, expected smollm2-135m-qa\)"):
+        build_editor(f"{method}_smollm2_qa_cpu", {"checkpoint": str(trained_on_raw)}).check(None)
