@@ -15,7 +15,7 @@ from helpers import parameters_hash
 
 from ripplebench.editors import Edit, build_editor
 from ripplebench.editors.mend.checkpoint import TrainedHypernet, read_checkpoint
-from ripplebench.editors.mend.config import TrainConfig, load_train_config
+from ripplebench.editors.mend.config import TrainConfig, load_train_config, read_train_preset
 from ripplebench.editors.mend.grads import rank1_factors, target_weights
 from ripplebench.editors.mend.locations import key_differences, recorded_config
 from ripplebench.editors.mend.losses import text_batch, token_nll
@@ -422,6 +422,7 @@ def test_qa_model_presets_keep_the_cpu_budget_and_refuse_the_raw_models_checkpoi
     assert qa.model == "smollm2-135m-qa" and raw.model == "smollm2-135m"
     assert {**dataclasses.asdict(qa), "model": "", "out_dir": ""} == {**dataclasses.asdict(raw), "model": "", "out_dir": ""}
     assert Path(qa.out_dir).parent.name == f"{method}_smollm2_qa_cpu" and qa.out_dir != raw.out_dir
+    assert read_train_preset(f"{method}_smollm2_qa_cpu").cost == "CPU time not measured", "a time is not inherited"
 
     # A checkpoint recording the raw model's training config (the weights are the tiny model's).
     payload = read_checkpoint(checkpoint)
