@@ -80,6 +80,11 @@ class Editor(ABC):
         Called before any model work starts; the default accepts every model.
         """
 
+    def status(self) -> str:
+        """What `ripplebench editors` shows about this editor's state here, e.g. "not trained
+        here" for a hypernetwork without a checkpoint; empty when there is nothing to say."""
+        return ""
+
     @abstractmethod
     def apply(self, model: LoadedModel, edits: Sequence[Edit]) -> EditHandle:
         """Inject `edits` into `model` and return a handle that `revert` can undo."""

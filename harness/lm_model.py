@@ -73,7 +73,7 @@ class EditingLM(LM):
         self.editor_name = "none" if editor is None else str(editor)
         overrides = {key[len(EDITOR_PREFIX) :]: value for key, value in extra.items() if key.startswith(EDITOR_PREFIX)}
         self.editor = build_editor(self.editor_name, overrides, editor_config)
-        self.source = resolve_model(str(model), gguf_file)
+        self.source = resolve_model(str(model), gguf_file, cache_dir)
         self.cache_dir = cache_dir
         # Cheap checks against the model's config come before any weights are loaded.
         self.editor.check(load_config(self.source, cache_dir))

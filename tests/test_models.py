@@ -45,3 +45,21 @@ def test_batched_greedy_generation_matches_one_by_one(tiny):
     batched = greedy_generate(tiny.model, tiny.tokenizer, prompts, max_new_tokens=6, batch_size=3)
     single = [greedy_generate(tiny.model, tiny.tokenizer, [p], max_new_tokens=6)[0] for p in prompts]
     assert batched == single
+
+
+def test_the_prepared_qa_alias_resolves_to_its_cache_folder(tmp_path, tiny_model_dir, monkeypatch):
+    import shutil
+
+    from ripplebench.harness.lm_model import EditingLM
+
+    monkeypatch.setenv("RIPPLEBENCH_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ValueError, match=r"'smollm2-135m-qa' is not built here .* Build it with: ripplebench prepare-embedded"):
+        models.resolve_model("smollm2-135m-qa")
+    folder = tmp_path / "cache" / "models" / "smollm2-135m-qa"
+    shutil.copytree(tiny_model_dir, folder)
+    assert models.resolve_model("smollm2-135m-qa") == models.ModelSource("smollm2-135m-qa", str(folder))
+    other = tmp_path / "elsewhere"
+    shutil.copytree(tiny_model_dir, other / "models" / "smollm2-135m-qa")
+    assert EditingLM.create_from_arg_string(f"model=smollm2-135m-qa,cache_dir={other}").source.path == str(
+        other / "models" / "smollm2-135m-qa"
+    )

@@ -104,3 +104,39 @@ def test_training_settings_can_be_overridden_by_name():
         override_settings(RIPPLE_QA_SETTINGS, ["learning_rate=1"])
     with pytest.raises(ValueError, match="epochs. needs a value of type int"):
         override_settings(RIPPLE_QA_SETTINGS, ["epochs=two"])
+
+
+def test_prepare_embedded_builds_the_alias_once_with_its_model_card(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    from dataclasses import replace
+
+    import ripplebench.harness.embedded_qa as embedded
+
+    assert (embedded.STAGE2_SETTINGS.lr, embedded.STAGE2_SETTINGS.epochs, embedded.STAGE2_SETTINGS.batch_size) == (1e-5, 3, 10)
+    monkeypatch.setenv("RIPPLEBENCH_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "data"
+    data.mkdir()
+    stage2 = write_lines(data / "train.jsonl", [INSTANCE])
+    other = {"alias_question": "c?", "unalias_question": "What is the capital of Peru?", "answer": "Lima"}
+    write_lines(data / "validation.jsonl", [dict(INSTANCE, questions=[INSTANCE["questions"][1], other])])
+    write_lines(data / "test_ood_entity.jsonl", [dict(INSTANCE, questions=[other])])
+    with pytest.raises(ValueError, match="Build it with: ripplebench prepare-embedded"):
+        resolve_model("smollm2-135m-qa")
+
+    folder = embedded.prepare_embedded(
+        base=str(tiny_model_dir), stage2=stage2, validation=data / "validation.jsonl", eval_questions=1,
+        settings=replace(embedded.STAGE2_SETTINGS, epochs=1), log=lambda _: None,
+    )
+    assert folder == tmp_path / "cache" / "models" / "smollm2-135m-qa"
+    assert resolve_model("smollm2-135m-qa").path == str(folder)
+    report = json.loads((folder / "sft_qa.json").read_text())
+    assert report["stage2"]["pairs"] == 2 and report["stage2"]["settings"]["lr"] == 1e-5 and "stage1" not in report
+    assert report["after"]["questions"] == 1 and report["evaluation_questions_trained_on"] == 1
+    card = (folder / "README.md").read_text()
+    assert "## The evaluation splits' single-hop facts were trained on" in card and "as the paper does" in card
+    assert "| validation | 1 of 2 |" in card and "| test_ood_entity | 0 of 1 |" in card
+    assert f"| smollm2-135m-qa | {report['after']['exact_match']:.3f} |" in card
+
+    # Reruns reuse the built model without loading or training anything.
+    monkeypatch.setattr(embedded, "load_model", lambda *a, **k: pytest.fail("the built model must be reused"))
+    assert main(["prepare-embedded"]) == 0
+    assert f"smollm2-135m-qa: {folder}" in capsys.readouterr().out

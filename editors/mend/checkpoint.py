@@ -40,7 +40,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             "written by `ripplebench train-editor CONFIG`)."
         )
     if not Path(path).is_file():
-        raise ValueError(f"Hypernetwork checkpoint '{path}' does not exist. Train one with `ripplebench train-editor CONFIG`.")
+        raise FileNotFoundError(f"Hypernetwork checkpoint '{path}' does not exist. Train one with `ripplebench train-editor CONFIG`.")
     return torch.load(path, map_location="cpu", weights_only=True)
 
 

@@ -30,100 +30,28 @@ import json
 import math
 import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import yaml
 from torch.func import functional_call
 from tqdm import tqdm
 
-from ripplebench.editors.registry import make_config
+from ripplebench.harness.data.controlled_ripple import split_path
+from ripplebench.harness.data.controlled_ripple_io import committed_data_dir
 from ripplebench.harness.engine import EditThenQuery, Query
 from ripplebench.harness.metrics import exact_match
 from ripplebench.harness.models import load_model, resolve_model
 from ripplebench.harness.prompts import resolve_prompt_format
 
 from .checkpoint import TrainedHypernet, fingerprint, read_checkpoint, save_checkpoint
+from .config import TrainConfig
 from .data import Instance, LocalityPool, read_instances
 from .editor import HypernetConfig, HypernetEditor
 from .grads import rank1_factors, target_weights
-from .losses import INNER_LOSSES, OUTER_LOSSES, TokenBatch, inner_batch, locality_kl, pair_batch, question_batch, token_nll
+from .losses import TokenBatch, inner_batch, locality_kl, pair_batch, question_batch, token_nll
 from .network import HyperNetwork
-
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets" / "train"
-
-
-@dataclass
-class TrainConfig:
-    model: str = "smollm2-135m"
-    prompt_format: str = "auto"  # as in evaluation: auto, chat, qa, raw
-    train_file: str = "tasks/controlled_ripple/data/train.jsonl.gz"
-    validation_file: str = "tasks/controlled_ripple/data/validation.jsonl"
-    locality: str = "specificity"  # or a JSON-lines file of {question, answer} (e.g. NQ)
-    locality_batch: int = 2
-    layers: str = "19-22"  # decoder layers, 0-based inclusive
-    weights: str = "gate_proj,up_proj,down_proj"  # MLP matrices edited in each layer
-    inner_loss: str = "clm"  # clm (PropMEND) | sft (MEND)
-    outer_loss: str = "propagation"  # propagation (PropMEND) | paraphrase (MEND)
-    c_edit: float = 0.1
-    lr: float = 1e-6  # hypernetwork weights phi
-    lr_alpha: float = 1e-4  # step sizes alpha
-    edit_lr: float = 1e-4  # initial alpha
-    rank: int = 1920
-    n_hidden: int = 1
-    shared: bool = False
-    batch_size: int = 10  # sequences per optimizer step (gradient accumulation)
-    grad_clip: float = 100.0
-    val_every: int = 100
-    val_instances: int = 0  # 0: the whole validation file
-    val_generate: bool = True
-    patience: int = 2000
-    max_steps: int = 1_000_000
-    max_minutes: float = 0.0  # 0: no time budget
-    turns: int = 1  # RLEdit: turns per sequence
-    edits_per_turn: int = 1
-    back_depth: int = 1
-    decay: float = 1.0
-    reg_coef: float = 0.0
-    seed: int = 0
-    max_length: int = 256
-    device: str = "cpu"
-    out_dir: str = "results/hypernets/propmend"
-
-    def check(self) -> None:
-        if self.inner_loss not in INNER_LOSSES:
-            raise ValueError(f"Unknown inner_loss '{self.inner_loss}'. Valid: {', '.join(INNER_LOSSES)}.")
-        if self.outer_loss not in OUTER_LOSSES:
-            raise ValueError(f"Unknown outer_loss '{self.outer_loss}'. Valid: {', '.join(OUTER_LOSSES)}.")
-        for key in ("turns", "edits_per_turn", "back_depth", "batch_size", "val_every", "locality_batch"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be at least 1, not {getattr(self, key)}.")
-
-
-def load_train_config(spec: str, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-    """A training config from a YAML file or a bundled preset name, with overrides applied."""
-    path = Path(spec)
-    if not path.is_file():
-        path = PRESETS_DIR / f"{spec}.yaml"
-    if not path.is_file():
-        names = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
-        raise ValueError(f"Training config '{spec}' is neither a YAML file nor a bundled preset ({names}).")
-    values = dict(yaml.safe_load(path.read_text()) or {})
-    values.pop("description", None)
-    values.update(overrides or {})
-    kinds = {field.name: field.type for field in dataclasses.fields(TrainConfig)}
-    for key, value in values.items():
-        # YAML reads 1e-6 (no dot) as a string; numbers are parsed here with a clear error.
-        if kinds.get(key) in ("float", "int") and isinstance(value, str):
-            try:
-                values[key] = float(value) if kinds[key] == "float" else int(value)
-            except ValueError:
-                raise ValueError(f"Training config {path}: {key} must be a number, not '{value}'.") from None
-    config = make_config(TrainConfig, values, f"training config {path}")  # type: ignore[arg-type]
-    config.check()
-    return config  # type: ignore[return-value]
 
 
 class MetaTrainer:
@@ -139,12 +67,13 @@ class MetaTrainer:
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
         self.prompt_format = resolve_prompt_format(config.prompt_format, self.tokenizer)
-        self.train_data = read_instances(config.train_file)
-        validation = read_instances(config.validation_file)
+        self.train_data = read_instances(config.train_file or split_path(committed_data_dir(), "train"))
+        validation_file = config.validation_file or split_path(committed_data_dir(), "validation")
+        validation = read_instances(validation_file)
         self.val_data = validation[: config.val_instances] if config.val_instances else validation
         if len(self.val_data) < config.turns * config.edits_per_turn:
             raise ValueError(
-                f"{config.validation_file} has {len(self.val_data)} usable instances; one validation "
+                f"{validation_file} has {len(self.val_data)} usable instances; one validation "
                 f"sequence needs turns x edits_per_turn = {config.turns * config.edits_per_turn}."
             )
         self.locality = LocalityPool(config.locality, self.train_data)
@@ -314,11 +243,11 @@ class MetaTrainer:
         }
 
     def resume(self, path: Path) -> None:
-        """Continue from a checkpoint of the same config (only `max_steps`/`max_minutes` may differ)."""
+        """Continue from a checkpoint of the same config (only the budget and out_dir may differ)."""
         payload = read_checkpoint(path)
         saved = dict(payload["train_config"])
         current = dataclasses.asdict(self.config)
-        differing = sorted(k for k in current if k not in ("max_steps", "max_minutes", "patience") and saved.get(k) != current[k])
+        differing = sorted(k for k in current if k not in ("max_steps", "max_minutes", "patience", "out_dir") and saved.get(k) != current[k])
         if differing:
             raise ValueError(
                 f"Cannot resume from {path}: its config differs in {', '.join(differing)}. "

@@ -1,0 +1,81 @@
+"""Where hypernetwork checkpoints live: `$RIPPLEBENCH_CACHE/hypernets/<config name>/<key>/`.
+
+Training writes there unless the config sets `out_dir`, and editor presets look there, so a
+checkpoint trained in one directory is found from any other. `<key>` is a short hash of what a
+checkpoint is (the fields in KEY_FIELDS: the model, the edited weights, the network's shape and
+its losses): a checkpoint for another model or layer set lands in, and is looked for in, another
+folder. Checkpoints in the old default, `results/hypernets/<config name>/` under the current
+directory, are found too if their recorded config has the same key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from ripplebench.harness.models import default_cache_dir
+
+log = logging.getLogger(__name__)
+
+KEY_FIELDS = (
+    "model", "layers", "weights", "rank", "n_hidden", "shared",
+    "inner_loss", "outer_loss", "turns", "edits_per_turn", "back_depth",
+)
+LEGACY_DIR = Path("results") / "hypernets"
+BEST = "best.pt"
+
+
+def model_identity(spec: str) -> str:
+    """A model spec as the key sees it: local paths absolute, aliases and hub ids as given."""
+    path = Path(spec).expanduser()
+    return str(path.resolve()) if path.exists() else spec
+
+
+def key_values(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a training config that identify its checkpoints."""
+    values = {field: config.get(field) for field in KEY_FIELDS}
+    values["model"] = model_identity(str(values["model"]))
+    return values
+
+
+def config_key(config: Mapping[str, Any]) -> str:
+    """A 12-character hash of `key_values(config)`."""
+    text = json.dumps(key_values(config), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def hypernet_dir(name: str, config: Mapping[str, Any]) -> Path:
+    """The default out_dir of training config `name` with these values."""
+    return default_cache_dir() / "hypernets" / name / config_key(config)
+
+
+def recorded_config(path: Path) -> dict[str, Any]:
+    """The training config a checkpoint records (memory-mapped: the weights are not read)."""
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)["train_config"]
+
+
+def key_differences(trained: Mapping[str, Any], expected: Mapping[str, Any]) -> list[str]:
+    """'field: trained X, expected Y' for every key field in which two configs differ."""
+    a, b = key_values(trained), key_values(expected)
+    return [f"{field}: trained {a[field]}, expected {b[field]}" for field in KEY_FIELDS if a[field] != b[field]]
+
+
+def find_checkpoint(name: str, config: Mapping[str, Any]) -> Path | None:
+    """The best.pt of training config `name` in its out_dir, else in the old default location."""
+    current = Path(config["out_dir"]) / BEST
+    if current.is_file():
+        return current
+    legacy = LEGACY_DIR / name / BEST
+    if not legacy.is_file():
+        return None
+    differences = key_differences(recorded_config(legacy), config)
+    if differences:
+        log.warning("Not using %s: it was trained with another setup (%s).", legacy.resolve(), "; ".join(differences))
+        return None
+    log.warning("Using %s from the old default location; new trainings write to %s.", legacy.resolve(), current.parent)
+    return legacy
