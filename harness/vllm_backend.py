@@ -113,6 +113,23 @@ def push_target(hf_name: str, architecture: str) -> PushTarget:
     return PushTarget(hf_name, name)
 
 
+# One pushed tensor as it travels to the workers: vLLM name, shard, dtype, shape, raw bytes.
+# Plain values only: vLLM's RPC path (msgpack) turns tensors nested in untyped args into lists.
+WireItem = tuple[str, "str | int | None", str, list[int], bytes]
+
+
+def to_wire(target: PushTarget, tensor: torch.Tensor) -> WireItem:
+    """Pack a tensor (on any device) for `collective_rpc`."""
+    flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+    dtype = str(tensor.dtype).removeprefix("torch.")
+    return target.name, target.shard, dtype, list(tensor.shape), flat.view(torch.uint8).numpy().tobytes()
+
+
+def from_wire(dtype: str, shape: Sequence[int], data: bytes) -> torch.Tensor:
+    """Unpack a tensor packed by `to_wire`."""
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8).view(getattr(torch, dtype)).reshape(list(shape))
+
+
 class WeightPushExtension:
     """Mixed into each vLLM worker (`worker_extension_cls`); called through `collective_rpc`.
 
@@ -121,12 +138,13 @@ class WeightPushExtension:
     """
 
     def ripplebench_parameter_names(self) -> list[str]:
-        return [name for name, _ in self.model_runner.model.named_parameters()]
+        return [name for name, _ in self.get_model().named_parameters()]
 
-    def ripplebench_load(self, items: list[tuple[str, str | int | None, torch.Tensor]]) -> int:
-        parameters = dict(self.model_runner.model.named_parameters())
+    def ripplebench_load(self, items: list[WireItem]) -> int:
+        parameters = dict(self.get_model().named_parameters())
         with torch.no_grad():
-            for name, shard, tensor in items:
+            for name, shard, dtype, shape, data in items:
+                tensor = from_wire(dtype, shape, data)
                 parameter = parameters[name]
                 loader = getattr(parameter, "weight_loader", None)
                 if loader is None:
@@ -218,12 +236,11 @@ class VLLMDecoder:
         if not tensors:
             return
         targets = self.plan(list(tensors))
-        chunk: list[tuple[str, str | int | None, torch.Tensor]] = []
+        chunk: list[WireItem] = []
         size = 0
         for target in targets:
-            tensor = tensors[target.hf_name].detach().to("cpu").contiguous()
-            chunk.append((target.name, target.shard, tensor))
-            size += tensor.nbytes
+            chunk.append(to_wire(target, tensors[target.hf_name]))
+            size += len(chunk[-1][-1])
             if size >= PUSH_CHUNK_BYTES:
                 self.llm.collective_rpc("ripplebench_load", args=(chunk,))
                 chunk, size = [], 0

@@ -191,8 +191,9 @@ class FakeLLM:
     events: list[tuple] = field(default_factory=list)
 
     def collective_rpc(self, method, timeout=None, args=(), kwargs=None):
+        assert_plain(args)
         if method == "ripplebench_load":
-            self.events.append(("load", tuple((name, shard) for name, shard, _ in args[0])))
+            self.events.append(("load", tuple((item[0], item[1]) for item in args[0])))
         return [getattr(self.worker, method)(*args)]
 
     def reset_prefix_cache(self, *args):
@@ -202,6 +203,25 @@ class FakeLLM:
     def generate(self, prompts, params, use_tqdm=True):
         self.events.append(("generate", prompts, params))
         return [FakeRequestOutput([FakeOutput(list(self.answer_ids))]) for _ in prompts]
+
+
+def assert_plain(value) -> None:
+    """RPC arguments must survive vLLM's msgpack transport: no tensors or other objects."""
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            assert_plain(item)
+    else:
+        assert value is None or isinstance(value, (str, int, float, bytes)), type(value)
+
+
+def test_tensors_travel_as_plain_bytes_and_come_back_exactly():
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        tensor = torch.randn(3, 5).to(dtype)
+        wire = vllm_backend.to_wire(PushTarget("a.q_proj.weight", "a.qkv_proj.weight", "q"), tensor)
+        assert_plain(wire)
+        assert wire[:2] == ("a.qkv_proj.weight", "q")
+        back = vllm_backend.from_wire(*wire[2:])
+        assert back.dtype == dtype and torch.equal(back, tensor)
 
 
 @dataclass
@@ -216,7 +236,8 @@ def fake_vllm(tiny, monkeypatch):
     """A VLLMDecoder on a FakeLLM mirroring `tiny`; `import vllm` yields FakeSamplingParams."""
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(SamplingParams=FakeSamplingParams))
     worker = vllm_backend.WeightPushExtension()
-    worker.model_runner = types.SimpleNamespace(model=FakeWorkerModel(tiny.model, "LlamaForCausalLM"))
+    model = FakeWorkerModel(tiny.model, "LlamaForCausalLM")
+    worker.get_model = lambda: model  # vLLM's Worker.get_model
     llm = FakeLLM(worker, answer_ids=tiny.tokenizer("Kenya\nMore text")["input_ids"])
     return VLLMDecoder(llm, tiny.tokenizer, "LlamaForCausalLM")
 
@@ -224,7 +245,7 @@ def fake_vllm(tiny, monkeypatch):
 def vllm_matches_hf(decoder: VLLMDecoder, hf_model: torch.nn.Module) -> bool:
     """Whether the fake vLLM holds exactly the HF copy's weights, fused shards included."""
     expected = FakeWorkerModel(hf_model, decoder.architecture).parameters
-    actual = decoder.llm.worker.model_runner.model.parameters
+    actual = decoder.llm.worker.get_model().parameters
     return expected.keys() == actual.keys() and all(torch.equal(expected[k], actual[k]) for k in expected)
 
 
@@ -326,7 +347,7 @@ def test_an_unmapped_tensor_is_named_and_the_hf_copy_is_reverted(tiny, fake_vllm
     class StrayEditor(ShiftEditor):
         NAMES = ("model.layers.1.mlp.down_proj.weight",)
 
-    fake_vllm.llm.worker.model_runner.model.parameters.pop("model.layers.1.mlp.down_proj.weight")
+    fake_vllm.llm.worker.get_model().parameters.pop("model.layers.1.mlp.down_proj.weight")
     before = {name: p.detach().clone() for name, p in tiny.model.named_parameters()}
     with pytest.raises(ValueError, match="cannot push edited tensor 'model.layers.1.mlp.down_proj.weight'"):
         PushingEditor(StrayEditor(), fake_vllm).apply(tiny, [EDIT])
