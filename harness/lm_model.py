@@ -42,6 +42,19 @@ def _pick_device(device: str | None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def query_from_request(request: Any, max_new_tokens: int) -> Query:
+    """The engine's Query for one lm-eval generate_until request (its doc carries the edits)."""
+    context, gen_kwargs = request.args
+    gen_kwargs = dict(gen_kwargs or {})
+    until = gen_kwargs.get("until") or []
+    return Query(
+        edits=edits_from_doc(request.doc, f"Document {request.doc_id} of task '{request.task_name}'"),
+        question=context,
+        stops=tuple([until] if isinstance(until, str) else until),
+        max_new_tokens=int(gen_kwargs.get("max_gen_toks", max_new_tokens)),
+    )
+
+
 class EditingLM(LM):
     """Applies each document's edit, answers that edit's questions greedily, reverts."""
 
@@ -117,20 +130,7 @@ class EditingLM(LM):
         return resolve_prompt_format(self.requested_prompt_format, self.loaded.tokenizer)
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
-        queries = []
-        for request in requests:
-            task, doc_id = request.task_name, request.doc_id
-            context, gen_kwargs = request.args
-            gen_kwargs = dict(gen_kwargs or {})
-            until = gen_kwargs.get("until") or []
-            queries.append(
-                Query(
-                    edits=edits_from_doc(request.doc, f"Document {doc_id} of task '{task}'"),
-                    question=context,
-                    stops=tuple([until] if isinstance(until, str) else until),
-                    max_new_tokens=int(gen_kwargs.get("max_gen_toks", self.max_new_tokens)),
-                )
-            )
+        queries = [query_from_request(request, self.max_new_tokens) for request in requests]
         editor, decode = self.editor, None
         if self.backend == "vllm":
             editor, decode = vllm_backend.PushingEditor(self.editor, self.vllm), self.vllm

@@ -261,7 +261,9 @@ class PushingEditor:
         self.decoder = decoder
         self._originals: dict[int, dict[str, torch.Tensor]] = {}
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> Any:  # name, config, ... of the wrapped editor
+        if name == "editor":
+            raise AttributeError(name)
         return getattr(self.editor, name)
 
     def apply(self, model: LoadedModel, edits: Sequence[Edit]) -> EditHandle:
