@@ -115,7 +115,7 @@ def push_target(hf_name: str, architecture: str) -> PushTarget:
 
 # One pushed tensor as it travels to the workers: vLLM name, shard, dtype, shape, raw bytes.
 # Plain values only: vLLM's RPC path (msgpack) turns tensors nested in untyped args into lists.
-WireItem = tuple[str, "str | int | None", str, list[int], bytes]
+WireItem = tuple[str, str | int | None, str, list[int], bytes]
 
 
 def to_wire(target: PushTarget, tensor: torch.Tensor) -> WireItem:

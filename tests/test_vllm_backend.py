@@ -318,18 +318,22 @@ def test_lora_edits_push_the_merged_weights(tiny, fake_vllm):
     editor = PushingEditor(build_editor("cpt", {"lora_rank": 2, "epochs": 2, "lr": 1e-2}), fake_vllm)
     before = {name: p.detach().clone() for name, p in tiny.model.named_parameters()}
     handle = editor.apply(tiny, [EDIT])
+    in_vllm = {name: p.clone() for name, p in fake_vllm.llm.worker.get_model().parameters.items()}
     ids = tiny.tokenizer("Elizabeth Ruiz was born in", return_tensors="pt")["input_ids"]
     with torch.no_grad():
         lora_logits = handle.adapter(input_ids=ids).logits
     edited, _ = vllm_backend.touched_tensors(handle)
     editor.revert(handle)
     assert all(torch.equal(before[name], p) for name, p in tiny.model.named_parameters())
+    assert vllm_matches_hf(fake_vllm, tiny.model)  # the base weights went back
+    assert len(edited) == 4 * 7 and any(not torch.equal(t, before[name]) for name, t in edited.items())
     with torch.no_grad():
         for name, tensor in edited.items():
-            dict(tiny.model.named_parameters())[name].copy_(tensor)  # the merged model vLLM would hold
+            dict(tiny.model.named_parameters())[name].copy_(tensor)  # the merged model
         merged_logits = tiny.model(input_ids=ids).logits
-    assert any(not torch.equal(tensor, before[name]) for name, tensor in edited.items())
     torch.testing.assert_close(merged_logits, lora_logits, rtol=1e-4, atol=1e-5)
+    merged_layout = FakeWorkerModel(tiny.model, "LlamaForCausalLM").parameters
+    assert all(torch.equal(in_vllm[name], merged_layout[name]) for name in merged_layout)  # what vLLM held
 
 
 def test_answers_use_the_hf_prompt_tokens_and_greedy_settings(tiny, fake_vllm):
