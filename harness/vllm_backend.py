@@ -68,7 +68,7 @@ def settings_for(backend: str, gpu_memory_utilization: Any = None, max_model_len
     given = {key: value for key, value in given.items() if value is not None}
     if backend == "hf":
         if given:
-            raise ValueError(f"{', '.join(given)} only apply to backend=vllm (backend is 'hf').")
+            raise ValueError(f"{', '.join(given)}: only used with backend=vllm (backend is 'hf').")
         return None
     require_vllm()
     settings = VLLMSettings(

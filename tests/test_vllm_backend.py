@@ -129,7 +129,7 @@ def test_nothing_imports_vllm_unless_asked():
 def test_backend_settings_are_checked():
     with pytest.raises(ValueError, match="Unknown backend 'vlm'. Valid: hf, vllm"):
         vllm_backend.settings_for("vlm")
-    with pytest.raises(ValueError, match="gpu_memory_utilization only apply to backend=vllm"):
+    with pytest.raises(ValueError, match="gpu_memory_utilization: only used with backend=vllm"):
         vllm_backend.settings_for("hf", gpu_memory_utilization=0.5)
     assert vllm_backend.settings_for("hf") is None
 
