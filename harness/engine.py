@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 from tqdm import tqdm
 
 from ripplebench.editors.base import AtomicFact, Edit, Editor
-from ripplebench.harness.generation import greedy_generate
+from ripplebench.harness.generation import Decode, greedy_generate
 from ripplebench.harness.models import LoadedModel
 from ripplebench.harness.prompts import render_prompt
 
@@ -67,13 +67,25 @@ def group_by_edits(queries: Sequence[Query]) -> dict[tuple[Edit, ...], list[int]
 
 
 class EditThenQuery:
-    """Runs queries against a model edited by `editor`, one edit group at a time."""
+    """Runs queries against a model edited by `editor`, one edit group at a time.
 
-    def __init__(self, model: LoadedModel, editor: Editor, prompt_format: str, batch_size: int = 16) -> None:
+    `decode` answers rendered prompts; the default is transformers' greedy generate on `model`
+    (harness/vllm_backend.py provides the vLLM one).
+    """
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        editor: Editor,
+        prompt_format: str,
+        batch_size: int = 16,
+        decode: Decode | None = None,
+    ) -> None:
         self.model = model
         self.editor = editor
         self.prompt_format = prompt_format
         self.batch_size = batch_size
+        self.decode = decode or self.hf_decode
         self.edit_stats: list[dict[str, Any]] = []  # each edit group's handle.stats, in order
 
     def answer(self, queries: Sequence[Query], context: str) -> list[str]:
@@ -87,18 +99,26 @@ class EditThenQuery:
             prompts = [
                 render_prompt(self.prompt_format, tokenizer, queries[i].question, context) for i in indices
             ]
-            outputs = greedy_generate(
-                self.model.model,
-                tokenizer,
-                prompts,
-                max_new_tokens=max_new_tokens,
-                stops=stops,
-                batch_size=self.batch_size,
-                add_special_tokens=self.prompt_format != "chat",
+            outputs = self.decode(
+                prompts, max_new_tokens=max_new_tokens, stops=stops, add_special_tokens=self.prompt_format != "chat"
             )
             for index, output in zip(indices, outputs):
                 answers[index] = output
         return answers
+
+    def hf_decode(
+        self, prompts: Sequence[str], *, max_new_tokens: int, stops: Sequence[str], add_special_tokens: bool
+    ) -> list[str]:
+        """Greedy answers from the HF model itself, in batches of `batch_size`."""
+        return greedy_generate(
+            self.model.model,
+            self.model.tokenizer,
+            prompts,
+            max_new_tokens=max_new_tokens,
+            stops=stops,
+            batch_size=self.batch_size,
+            add_special_tokens=add_special_tokens,
+        )
 
     def run(self, queries: Sequence[Query], progress: bool = True) -> list[str]:
         """Answer every query after applying its edits; the model is restored after each group."""

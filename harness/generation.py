@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import torch
 
@@ -16,6 +16,14 @@ def truncate_at_stops(text: str, stops: Sequence[str]) -> str:
             if index != -1:
                 cut = min(cut, index)
     return text[:cut]
+
+
+class Decode(Protocol):
+    """What the engine decodes with: greedy answers to rendered prompts (HF or vLLM backend)."""
+
+    def __call__(
+        self, prompts: Sequence[str], *, max_new_tokens: int, stops: Sequence[str], add_special_tokens: bool
+    ) -> list[str]: ...
 
 
 @torch.no_grad()

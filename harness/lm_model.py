@@ -7,7 +7,8 @@
 Model args: `model` (alias, Hugging Face id, folder or .gguf path), `gguf_file`, `editor`
 (name or preset), `editor_config` (YAML file), `editor.<field>=value` (config overrides),
 `prompt_format` (auto, chat, qa, raw), `max_new_tokens` (default 20, as in the paper),
-`dtype`, `device`, `cache_dir`.
+`dtype`, `device`, `cache_dir`, `backend` (hf, or vllm for GPUs: harness/vllm_backend.py) with
+its `gpu_memory_utilization` and `max_model_len`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from lm_eval.api.model import LM
 from ripplebench.editors.registry import build_editor
 from ripplebench.harness.engine import EditThenQuery, Query, edits_from_doc, peak_rss_mb, summarize_edit_stats
 from ripplebench.harness.judge import METADATA_PREFIX as JUDGE_PREFIX
-from ripplebench.harness.models import LoadedModel, load_config, load_model, resolve_model
+from ripplebench.harness import vllm_backend
+from ripplebench.harness.models import LoadedModel, load_config, load_model, resolve_model, weights_dir
 from ripplebench.harness.prompts import PROMPT_FORMATS, resolve_prompt_format
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,19 @@ def _pick_device(device: str | None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def query_from_request(request: Any, max_new_tokens: int) -> Query:
+    """The engine's Query for one lm-eval generate_until request (its doc carries the edits)."""
+    context, gen_kwargs = request.args
+    gen_kwargs = dict(gen_kwargs or {})
+    until = gen_kwargs.get("until") or []
+    return Query(
+        edits=edits_from_doc(request.doc, f"Document {request.doc_id} of task '{request.task_name}'"),
+        question=context,
+        stops=tuple([until] if isinstance(until, str) else until),
+        max_new_tokens=int(gen_kwargs.get("max_gen_toks", max_new_tokens)),
+    )
+
+
 class EditingLM(LM):
     """Applies each document's edit, answers that edit's questions greedily, reverts."""
 
@@ -56,6 +71,9 @@ class EditingLM(LM):
         cache_dir: str | None = None,
         batch_size: int | str | None = DEFAULT_BATCH_SIZE,
         max_batch_size: int | None = None,
+        backend: str = "hf",
+        gpu_memory_utilization: float | None = None,
+        max_model_len: int | None = None,
         **extra: Any,
     ) -> None:
         super().__init__()
@@ -65,8 +83,12 @@ class EditingLM(LM):
             raise ValueError(
                 f"Unknown model_args {', '.join(unknown)} for --model editing. Valid: model, "
                 "editor, editor_config, editor.<field>, gguf_file, prompt_format, "
-                "max_new_tokens, dtype, device, cache_dir, judge_<setting>."
+                "max_new_tokens, dtype, device, cache_dir, backend, gpu_memory_utilization, "
+                "max_model_len, judge_<setting>."
             )
+        self.backend = str(backend)
+        # None for backend=hf; checked (and vLLM's presence with it) before any model work.
+        self.vllm_settings = vllm_backend.settings_for(self.backend, gpu_memory_utilization, max_model_len)
         if prompt_format not in PROMPT_FORMATS:
             raise ValueError(f"Unknown prompt_format '{prompt_format}'. Valid: {', '.join(PROMPT_FORMATS)}.")
         # lm-eval parses the string "none" as None.
@@ -83,6 +105,7 @@ class EditingLM(LM):
         self.device_name = _pick_device(device)
         self.batch = DEFAULT_BATCH_SIZE if str(batch_size).startswith("auto") or batch_size is None else int(batch_size)
         self._loaded: LoadedModel | None = None
+        self._vllm: vllm_backend.VLLMDecoder | None = None
         self.edit_stats: list[dict[str, Any]] = []
 
     @property
@@ -95,25 +118,23 @@ class EditingLM(LM):
         return self._loaded
 
     @property
+    def vllm(self) -> vllm_backend.VLLMDecoder:
+        """The vLLM engine of backend=vllm, started after the HF copy is on the GPU."""
+        if self._vllm is None:
+            folder = weights_dir(self.source, self.cache_dir)
+            self._vllm = vllm_backend.build_decoder(self.loaded, folder, self.dtype, self.vllm_settings)
+        return self._vllm
+
+    @property
     def prompt_format(self) -> str:
         return resolve_prompt_format(self.requested_prompt_format, self.loaded.tokenizer)
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
-        queries = []
-        for request in requests:
-            task, doc_id = request.task_name, request.doc_id
-            context, gen_kwargs = request.args
-            gen_kwargs = dict(gen_kwargs or {})
-            until = gen_kwargs.get("until") or []
-            queries.append(
-                Query(
-                    edits=edits_from_doc(request.doc, f"Document {doc_id} of task '{task}'"),
-                    question=context,
-                    stops=tuple([until] if isinstance(until, str) else until),
-                    max_new_tokens=int(gen_kwargs.get("max_gen_toks", self.max_new_tokens)),
-                )
-            )
-        engine = EditThenQuery(self.loaded, self.editor, self.prompt_format, self.batch)
+        queries = [query_from_request(request, self.max_new_tokens) for request in requests]
+        editor, decode = self.editor, None
+        if self.backend == "vllm":
+            editor, decode = vllm_backend.PushingEditor(self.editor, self.vllm), self.vllm
+        engine = EditThenQuery(self.loaded, editor, self.prompt_format, self.batch, decode=decode)
         answers = engine.run(queries, progress=not disable_tqdm)
         self.edit_stats.extend(engine.edit_stats)
         return answers
@@ -154,6 +175,7 @@ class EditingLM(LM):
             "ripplebench": {
                 "model": self.source.name,
                 "gguf_file": self.source.gguf_file,
+                "backend": self.backend,
                 "editor": self.editor_name,
                 "editor_class": type(self.editor).__name__,
                 "editor_config": dataclasses.asdict(self.editor.config),

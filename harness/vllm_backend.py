@@ -1,0 +1,333 @@
+"""`backend=vllm`: greedy decoding with vLLM while editors keep editing the Hugging Face copy.
+
+Both copies live on one GPU. Editors change the HF model exactly as with `backend=hf`; after
+`apply`, only the tensors the edit touched (the keys of `EditHandle.saved`, or the LoRA-wrapped
+weights with their adapter merged in) are pushed into the vLLM workers, renamed to vLLM's
+parameter names: q/k/v projections go into shards "q"/"k"/"v" of the fused `qkv_proj`,
+gate/up projections into shards 0/1 of `gate_up_proj`; everything else keeps its name. `revert`
+pushes the saved originals back. vLLM's prefix cache is reset after every push, otherwise
+questions would be answered from KV computed by the weights before the change.
+
+vLLM is imported only when this backend is built (`pip install 'ripplebench[vllm]'`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from ripplebench.editors.base import Edit, EditHandle, Editor
+from ripplebench.editors.cpt import LoRAHandle
+from ripplebench.harness.generation import truncate_at_stops
+from ripplebench.harness.models import LoadedModel
+
+BACKENDS = ("hf", "vllm")
+INSTALL = "pip install 'ripplebench[vllm]'"
+WORKER_EXTENSION = "ripplebench.harness.vllm_backend.WeightPushExtension"
+DEFAULT_GPU_MEMORY_UTILIZATION = 0.45
+DEFAULT_MAX_MODEL_LEN = 4096
+PUSH_CHUNK_BYTES = 1 << 30  # tensors per collective_rpc call, so a full-model push stays bounded
+
+# HF projection name -> (vLLM fused parameter, shard id), as vLLM's Llama-family loaders stack them.
+FUSED = {
+    "q_proj": ("qkv_proj", "q"),
+    "k_proj": ("qkv_proj", "k"),
+    "v_proj": ("qkv_proj", "v"),
+    "gate_proj": ("gate_up_proj", 0),
+    "up_proj": ("gate_up_proj", 1),
+}
+# Architectures whose vLLM module tree is nested differently from transformers' (HF prefix -> vLLM).
+PREFIXES: dict[str, dict[str, str]] = {
+    "Gemma3ForConditionalGeneration": {
+        "model.language_model.": "language_model.model.",
+        "model.vision_tower.": "vision_tower.",
+        "model.multi_modal_projector.": "multi_modal_projector.",
+        "lm_head.": "language_model.lm_head.",
+    },
+}
+# Those whose names the tests map (others go through the same rules, checked against vLLM's names).
+MAPPED_ARCHITECTURES = ("LlamaForCausalLM", "Qwen2ForCausalLM", "Gemma3ForCausalLM", "Gemma3ForConditionalGeneration")
+
+
+@dataclass(frozen=True)
+class VLLMSettings:
+    """The model args of backend=vllm."""
+
+    gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION  # vLLM's share of the whole GPU
+    max_model_len: int | None = None  # None: DEFAULT_MAX_MODEL_LEN, capped by the model
+
+
+def settings_for(backend: str, gpu_memory_utilization: Any = None, max_model_len: Any = None) -> VLLMSettings | None:
+    """Check the backend model args: None for `hf`; for `vllm` its settings, once vLLM is found."""
+    if backend not in BACKENDS:
+        raise ValueError(f"Unknown backend '{backend}'. Valid: {', '.join(BACKENDS)}.")
+    given = {"gpu_memory_utilization": gpu_memory_utilization, "max_model_len": max_model_len}
+    given = {key: value for key, value in given.items() if value is not None}
+    if backend == "hf":
+        if given:
+            raise ValueError(f"{', '.join(given)}: only used with backend=vllm (backend is 'hf').")
+        return None
+    require_vllm()
+    settings = VLLMSettings(
+        gpu_memory_utilization=float(given.get("gpu_memory_utilization", DEFAULT_GPU_MEMORY_UTILIZATION)),
+        max_model_len=int(given["max_model_len"]) if "max_model_len" in given else None,
+    )
+    if not 0.0 < settings.gpu_memory_utilization < 1.0:
+        raise ValueError(
+            f"gpu_memory_utilization must be between 0 and 1 (exclusive), not {settings.gpu_memory_utilization}."
+        )
+    return settings
+
+
+def require_vllm() -> None:
+    """Raise a one-line error with the install command when vLLM is not installed."""
+    if importlib.util.find_spec("vllm") is None:
+        raise ImportError(f"backend=vllm needs vLLM, which is not installed here (GPU machines only): {INSTALL}")
+
+
+@dataclass(frozen=True)
+class PushTarget:
+    """Where one HF tensor goes in vLLM: a parameter name and, for fused layouts, a shard id."""
+
+    hf_name: str
+    name: str
+    shard: str | int | None = None
+
+
+def push_target(hf_name: str, architecture: str) -> PushTarget:
+    """Map a transformers parameter name to vLLM's name and shard for `architecture`."""
+    name = hf_name
+    for old, new in PREFIXES.get(architecture, {}).items():
+        if name.startswith(old):
+            name = new + name[len(old) :]
+            break
+    parts = name.split(".")
+    for index, part in enumerate(parts):
+        if part in FUSED:
+            fused, shard = FUSED[part]
+            parts[index] = fused
+            return PushTarget(hf_name, ".".join(parts), shard)
+    return PushTarget(hf_name, name)
+
+
+# One pushed tensor as it travels to the workers: vLLM name, shard, dtype, shape, raw bytes.
+# Plain values only: vLLM's RPC path (msgpack) turns tensors nested in untyped args into lists.
+WireItem = tuple[str, str | int | None, str, list[int], bytes]
+
+
+def to_wire(target: PushTarget, tensor: torch.Tensor) -> WireItem:
+    """Pack a tensor (on any device) for `collective_rpc`."""
+    flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+    dtype = str(tensor.dtype).removeprefix("torch.")
+    return target.name, target.shard, dtype, list(tensor.shape), flat.view(torch.uint8).numpy().tobytes()
+
+
+def from_wire(dtype: str, shape: Sequence[int], data: bytes) -> torch.Tensor:
+    """Unpack a tensor packed by `to_wire`."""
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8).view(getattr(torch, dtype)).reshape(list(shape))
+
+
+class WeightPushExtension:
+    """Mixed into each vLLM worker (`worker_extension_cls`); called through `collective_rpc`.
+
+    Each worker receives full tensors; the parameters' own weight loaders cut out its
+    tensor-parallel slice and write the fused shards in place.
+    """
+
+    def ripplebench_parameter_names(self) -> list[str]:
+        return [name for name, _ in self.get_model().named_parameters()]
+
+    def ripplebench_load(self, items: list[WireItem]) -> int:
+        parameters = dict(self.get_model().named_parameters())
+        with torch.no_grad():
+            for name, shard, dtype, shape, data in items:
+                tensor = from_wire(dtype, shape, data)
+                parameter = parameters[name]
+                loader = getattr(parameter, "weight_loader", None)
+                if loader is None:
+                    parameter.data.copy_(tensor)
+                elif shard is None:
+                    loader(parameter, tensor)
+                else:
+                    loader(parameter, tensor, shard)
+        return len(items)
+
+
+def touched_tensors(handle: EditHandle) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The tensors an applied edit changed, by HF name: (edited values, original values).
+
+    Weight editors name them in `handle.saved`; a LoRA adapter (cpt with `lora_rank`) changes
+    the weights it wraps by its delta, which is merged here without touching the HF model.
+    """
+    if isinstance(handle, LoRAHandle) and handle.adapter is not None:
+        return lora_merged(handle.adapter)
+    edited = {name: parameter.detach() for name, (parameter, _) in handle.saved.items()}
+    originals = {name: value for name, (_, value) in handle.saved.items()}
+    return edited, originals
+
+
+def lora_merged(adapter: Any) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Base weight plus LoRA delta for every wrapped layer of a peft model, and the base weights."""
+    from peft.tuners.lora import LoraLayer
+
+    edited, originals = {}, {}
+    network = adapter.get_base_model()
+    with torch.no_grad():
+        for module_name, module in network.named_modules():
+            if not isinstance(module, LoraLayer):
+                continue
+            base = module.get_base_layer().weight
+            delta = sum(module.get_delta_weight(name) for name in module.active_adapters)
+            name = f"{module_name}.weight"
+            edited[name] = base + delta.to(base.dtype)
+            originals[name] = base.detach()
+    return edited, originals
+
+
+class VLLMDecoder:
+    """Greedy decoding on a vLLM `LLM`, prompts tokenized and answers decoded by the HF tokenizer
+    (so both backends see the same token ids), plus pushing edited tensors into its workers."""
+
+    def __init__(self, llm: Any, tokenizer: Any, architecture: str) -> None:
+        self.llm = llm
+        self.tokenizer = tokenizer
+        self.architecture = architecture
+        self._parameter_names: set[str] | None = None
+
+    def __call__(
+        self, prompts: Sequence[str], *, max_new_tokens: int, stops: Sequence[str], add_special_tokens: bool
+    ) -> list[str]:
+        """Answer all prompts with one `generate` call (temperature 0, the task's stops)."""
+        from vllm import SamplingParams
+
+        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, stop=list(stops) or None)
+        inputs = [
+            {"prompt_token_ids": self.tokenizer(prompt, add_special_tokens=add_special_tokens)["input_ids"]}
+            for prompt in prompts
+        ]
+        outputs = self.llm.generate(inputs, params, use_tqdm=False)
+        return [
+            truncate_at_stops(
+                self.tokenizer.decode(list(output.outputs[0].token_ids), skip_special_tokens=True), stops
+            )
+            for output in outputs
+        ]
+
+    def plan(self, hf_names: Sequence[str]) -> list[PushTarget]:
+        """vLLM targets of these HF tensors, checked against the workers' parameter names."""
+        if self._parameter_names is None:
+            self._parameter_names = set(self.llm.collective_rpc("ripplebench_parameter_names")[0])
+        targets = [push_target(name, self.architecture) for name in hf_names]
+        missing = [t for t in targets if t.name not in self._parameter_names]
+        if missing:
+            first = missing[0]
+            raise ValueError(
+                f"backend=vllm cannot push edited tensor '{first.hf_name}': vLLM's {self.architecture} has "
+                f"no parameter '{first.name}' ({len(missing)} unmapped). Mapped architectures: "
+                f"{', '.join(MAPPED_ARCHITECTURES)}; use backend=hf for this model."
+            )
+        return targets
+
+    def push(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        """Load HF-named tensors into every vLLM worker, then drop the now stale prefix cache."""
+        if not tensors:
+            return
+        targets = self.plan(list(tensors))
+        chunk: list[WireItem] = []
+        size = 0
+        for target in targets:
+            chunk.append(to_wire(target, tensors[target.hf_name]))
+            size += len(chunk[-1][-1])
+            if size >= PUSH_CHUNK_BYTES:
+                self.llm.collective_rpc("ripplebench_load", args=(chunk,))
+                chunk, size = [], 0
+        if chunk:
+            self.llm.collective_rpc("ripplebench_load", args=(chunk,))
+        if self.llm.reset_prefix_cache() is False:
+            raise RuntimeError("vLLM refused to reset its prefix cache after a weight push; answers would be stale.")
+
+
+class PushingEditor:
+    """Wraps an editor so that every weight change it makes to the HF copy reaches vLLM too.
+
+    Context editors (none, prepend) touch no tensors, so nothing is pushed for them.
+    """
+
+    def __init__(self, editor: Editor, decoder: VLLMDecoder) -> None:
+        self.editor = editor
+        self.decoder = decoder
+        self._originals: dict[int, dict[str, torch.Tensor]] = {}
+
+    def __getattr__(self, name: str) -> Any:  # name, config, ... of the wrapped editor
+        if name == "editor":
+            raise AttributeError(name)
+        return getattr(self.editor, name)
+
+    def apply(self, model: LoadedModel, edits: Sequence[Edit]) -> EditHandle:
+        handle = self.editor.apply(model, edits)
+        try:
+            edited, originals = touched_tensors(handle)
+            self.decoder.push(edited)
+        except BaseException:
+            self.editor.revert(handle)  # the run stops; never leave the HF copy edited
+            raise
+        self._originals[id(handle)] = originals
+        return handle
+
+    def revert(self, handle: EditHandle) -> None:
+        originals = self._originals.pop(id(handle), {})
+        self.editor.revert(handle)
+        self.decoder.push(originals)
+
+
+def gpu_memory_check(utilization: float, dtype: str) -> None:
+    """Fail early, naming the settings to change, when vLLM's share does not fit next to the HF copy."""
+    free, total = torch.cuda.mem_get_info()
+    wanted = utilization * total
+    if wanted > free:
+        gib = 1 << 30
+        raise ValueError(
+            f"backend=vllm: gpu_memory_utilization={utilization} asks for {wanted / gib:.1f} GiB of the GPU's "
+            f"{total / gib:.1f} GiB, but only {free / gib:.1f} GiB are free next to the HF copy (dtype={dtype}). "
+            "Lower gpu_memory_utilization (with max_model_len) or use a smaller dtype such as dtype=bfloat16."
+        )
+
+
+def default_max_model_len(config: Any) -> int:
+    """Room for the benchmark's short prompts, capped by what the model supports."""
+    limit = getattr(config, "max_position_embeddings", None) or DEFAULT_MAX_MODEL_LEN
+    return min(DEFAULT_MAX_MODEL_LEN, int(limit))
+
+
+def build_decoder(loaded: LoadedModel, folder: str, dtype: str, settings: VLLMSettings) -> VLLMDecoder:
+    """Start vLLM on the same weights folder as the HF copy (already on the GPU) and wrap it."""
+    require_vllm()
+    if not torch.cuda.is_available():
+        raise ValueError("backend=vllm needs a CUDA GPU and none is visible here; use backend=hf.")
+    gpu_memory_utilization = settings.gpu_memory_utilization
+    gpu_memory_check(gpu_memory_utilization, dtype)
+    from vllm import LLM
+
+    config = loaded.model.config
+    length = settings.max_model_len or default_max_model_len(config)
+    try:
+        llm = LLM(
+            model=folder,
+            tokenizer=folder,
+            dtype=dtype,
+            seed=0,
+            gpu_memory_utilization=gpu_memory_utilization,
+            max_model_len=length,
+            worker_extension_cls=WORKER_EXTENSION,
+        )
+    except Exception as error:
+        raise RuntimeError(
+            f"vLLM did not start next to the HF copy ({type(error).__name__}: {error}). If it ran out of GPU "
+            f"memory, change gpu_memory_utilization (now {gpu_memory_utilization}), max_model_len (now {length}) "
+            f"or dtype (now {dtype})."
+        ) from error
+    architecture = (getattr(config, "architectures", None) or [type(loaded.model).__name__])[0]
+    return VLLMDecoder(llm, loaded.tokenizer, architecture)
