@@ -44,12 +44,21 @@ def _model_args(config: dict[str, Any]) -> dict[str, Any]:
     return simple_parse_args_string(args) if isinstance(args, str) else dict(args)
 
 
+def editor_label(editor: str, model_args: dict[str, Any]) -> str:
+    """The editor with the settings its run changed (`editor.<field>=...`, `editor_config=...`), so
+    that two variants of one editor get two rows."""
+    changed = [f"{key}={value}" for key, value in sorted(model_args.items()) if key.startswith("editor.")]
+    if model_args.get("editor_config"):
+        changed.insert(0, f"editor_config={model_args['editor_config']}")
+    return f"{editor} ({', '.join(changed)})" if changed else editor
+
+
 def who_ran(results: Path, config: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     """The model, editor and ripplebench record (empty for `--model hf`) of a results config."""
     record = config.get("ripplebench")
     if isinstance(record, dict) and record.get("model"):
         model = record["model"] + (f" ({record['gguf_file']})" if record.get("gguf_file") else "")
-        return model, str(record.get("editor") or BASE_EDITOR), record
+        return model, editor_label(str(record.get("editor") or BASE_EDITOR), _model_args(config)), record
     if config.get("model") == "hf" and _model_args(config).get("pretrained"):
         return str(_model_args(config)["pretrained"]), BASE_EDITOR, {}
     raise ValueError(

@@ -233,6 +233,9 @@ def score_table(
     for index, column in enumerate(columns):
         if column.ranked:
             _rank(rows, index)
+    missing = [task for task, entries in by_task.items() if board.baseline not in entries]
+    if missing:
+        caption += f"; no {board.baseline} run of {', '.join(missing)}, so no significance test there"
     return Table(model, title, caption, columns, rows, list(by_task))
 
 

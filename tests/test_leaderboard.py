@@ -13,6 +13,8 @@ import pytest
 from ripplebench.harness.cli import main
 from ripplebench.leaderboards.leaderboard import build_leaderboard
 from ripplebench.leaderboards.render import markdown
+from ripplebench.tasks.controlled_ripple import utils as controlled_ripple
+from ripplebench.tasks.ripple_edit import utils as ripple_edit
 
 TASK = "controlled_ripple_id"
 STAMP = "2026-01-01T00-00-00.000001"
@@ -24,11 +26,12 @@ def controlled_records(efficacy: list[float], specificity: list[float], relation
     records = []
     for number, pair in enumerate(zip(efficacy, specificity)):
         for kind, value in zip(("efficacy", "specificity"), pair):
+            gold = answers[number] if answers else "A"
             doc = {"edit_id": f"e{number // 2}", "question_id": number % 2, "kind": kind, "question": f"Q{number}?",
-                   "answers": [answers[number] if answers else "A"],
-                   "relation_id": relations[number] if relations else f"r{number % 3}"}
-            records.append({"doc_id": len(records), "doc": doc, "filter": "none", "metrics": [kind],
-                            "doc_hash": f"h{number}{kind}", kind: value})
+                   "answers": [gold], "relation_id": relations[number] if relations else f"r{number % 3}"}
+            metrics = controlled_ripple.process_results(doc, [gold if value else "no"])  # the task's own scoring
+            records.append({"doc_id": len(records), "doc": doc, "filter": "none", "metrics": list(metrics),
+                            "doc_hash": f"h{number}{kind}", **metrics})
     return records
 
 
@@ -123,6 +126,12 @@ def test_runs_of_different_documents_or_limits_are_refused_naming_both(tmp_path)
     write_run(tmp_path / "short", "none", controlled_records([1, 1, 1, 0], [1, 1, 0, 0]))
     with pytest.raises(ValueError, match="editor none ran twice"):
         build_leaderboard([tmp_path], resamples=100)
+    # a variant of the editor (changed settings) is a row of its own
+    variant = {"model": "editing", "model_args": {"model": "tiny", "editor": "none", "editor.lr": 1e-5},
+               "ripplebench": {"model": "tiny", "editor": "none"}}
+    write_run(tmp_path / "short", "none", controlled_records([1, 1, 1, 0], [1, 1, 0, 0]), config=variant)
+    assert [row.editor for row in build_leaderboard([tmp_path], resamples=100).tables[0].rows] == [
+        "none", "none (editor.lr=1e-05)"]
     # the same run named twice, by its folder and by its results file, is one run
     (tmp_path / "short" / f"results_{STAMP}.json").unlink()
     (tmp_path / "short" / f"samples_{TASK}_{STAMP}.jsonl").unlink()
@@ -134,12 +143,11 @@ def ripple_records(values: dict[tuple[str, bool], list[float]], llm: bool = Fals
     records = []
     for (category, verbatim), scores in values.items():
         for value in scores:
-            kind = "LG" if category == "efficacy" else "RS"
-            metrics = {category: value, f"{category}_{'verbatim' if verbatim else 'nonverbatim'}": value, kind: value}
-            if llm:
+            doc = {"edit_id": f"e{len(records)}", "category": category, "verbatim": verbatim,
+                   "type": "LG" if category == "efficacy" else "RS", "question": "Q?", "answers": ["A"]}
+            metrics = ripple_edit.process_results(doc, ["A" if value else "no"])  # the task's own scoring
+            if llm:  # as the judge's JudgeFilter adds them, here half the exact match
                 metrics.update({f"llm_{name}": value / 2 for name in list(metrics)})
-            doc = {"edit_id": f"e{len(records)}", "category": category, "verbatim": verbatim, "type": kind,
-                   "question": "Q?", "answers": ["A"]}
             records.append({"doc_id": len(records), "doc": doc, "filter": "none", "metrics": list(metrics),
                             "doc_hash": f"h{len(records)}", **metrics})
     return records
@@ -171,6 +179,7 @@ def test_multi_edit_runs_make_table_3_beside_the_single_edit_run(tmp_path):
         ("20 edits", "Effi."), ("20 edits", "Spec."),
     ]
     assert [cell.mean for cell in multi.rows[0].cells] == [1.0, 1.0, 0.5, 1.0, 0.0, 0.5]
+    assert "no none run of controlled_ripple_id, controlled_ripple_id_multi10" in multi.caption
 
 
 def test_efficiency_table_oracle_flag_and_answer_prior_share(tmp_path):
