@@ -239,7 +239,9 @@ def score_table(
     return Table(model, title, caption, columns, rows, list(by_task))
 
 
-def efficiency_table(model: str, title: str, tasks: list[str], groups: dict, editors: list[str]) -> Table | None:
+def efficiency_table(
+    model: str, title: str, tasks: list[str], groups: dict[tuple[str, str], list[Entry]], editors: list[str]
+) -> Table | None:
     """Edit statistics of the runs behind a table: means over edit groups, peak RSS the highest."""
     columns = [Column("", key, "", label, unit, ranked=False) for key, (label, unit) in EFFICIENCY.items()]
     rows = []
@@ -335,7 +337,8 @@ def build_leaderboard(
                 columns = plan.columns(prefix, reported)
                 if columns:
                     title = f"{plan.title} · {scorer}"
-                    board.tables.append(score_table(model, title, plan.caption, columns, groups, editors, board, majority))
+                    table = score_table(model, title, plan.caption, columns, groups, editors, board, majority)
+                    board.tables.append(table)
             efficiency = efficiency_table(model, plan.title, list(plan.tasks), groups, editors)
             if efficiency is not None:
                 board.tables.append(efficiency)

@@ -75,7 +75,8 @@ def _markdown_cell(cell: Cell | None, column: Column, alpha: float) -> str:
 
 
 def markdown_table(table: Table, alpha: float) -> str:
-    header = ["editor", *(f"{c.group} · {c.label}" if c.group and c.group != c.label else c.label for c in table.columns)]
+    labels = (f"{c.group} · {c.label}" if c.group and c.group != c.label else c.label for c in table.columns)
+    header = ["editor", *labels]
     lines = [
         f"### {table.title} — {table.model}",
         "",

@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import requires_controlled_ripple_splits
+from test_lm_eval import run_lm_eval
 
 from ripplebench.harness.cli import main
 from ripplebench.leaderboards.leaderboard import build_leaderboard
@@ -158,7 +160,7 @@ def test_rippleedit_table_splits_verbatim_and_has_an_llm_score_twin(tmp_path):
               ("specificity", False): [0, 0]}
     write_run(tmp_path / "none", "none", ripple_records(values, llm=True), task="ripple_edit")
     board = build_leaderboard([tmp_path], resamples=100)
-    em, llm = table(board, "Table 1 · RippleEdit (ripple_edit) · EM"), table(board, "Table 1 · RippleEdit (ripple_edit) · LLM")
+    em, llm = (table(board, f"Table 1 · RippleEdit (ripple_edit) · {scorer}") for scorer in ("EM", "LLM-Score"))
     assert [c.label for c in em.columns] == ["Effi. Verbatim", "Effi. Non-verbatim", "Spec. Verbatim",
                                              "Spec. Non-verbatim"]
     got = cells(em, "none")
@@ -241,3 +243,20 @@ def test_runs_without_results_file_or_editor_are_refused(tmp_path):
     write_run(tmp_path / "run", "none", controlled_records([1], [1]), config={"model": "vllm"})
     with pytest.raises(SystemExit, match="config names no ripplebench model and editor"):
         main(["leaderboard", str(tmp_path / "run"), "--out", str(tmp_path / "out")])
+
+
+@pytest.mark.slow  # two lm_eval processes on the tiny model: about 2 minutes on 2 shared cores
+@requires_controlled_ripple_splits
+def test_real_lm_eval_runs_of_hf_and_editing_share_one_table(tiny_model_dir, tmp_path):
+    common = ["--tasks", TASK, "--limit", "4", "--log_samples", "--batch_size", "4"]
+    for name, args in (("hf", ["--model", "hf", "--model_args", f"pretrained={tiny_model_dir}"]),
+                       ("prepend", ["--model", "editing", "--model_args", f"model={tiny_model_dir},editor=prepend"])):
+        (tmp_path / name).mkdir()
+        run_lm_eval(tmp_path / name, *args, *common)
+    out = tmp_path / "board"
+    assert main(["leaderboard", str(tmp_path / "hf"), str(tmp_path / "prepend"), "--out", str(out),
+                 "--resamples", "100"]) == 0
+    tables = json.loads((out / "leaderboard.json").read_text())["tables"]
+    single = next(t for t in tables if t["title"].startswith("Table 2"))
+    assert single["model"] == str(tiny_model_dir) and [row["editor"] for row in single["rows"]] == ["none", "prepend"]
+    assert [cell["n"] for cell in single["rows"][1]["cells"][:2]] == [2, 2]  # 4 documents: 2 questions x 2 kinds
