@@ -61,8 +61,8 @@ def scatter(model: str, task: str, rows: list[dict[str, Any]], prefix: str) -> b
         axes.annotate(editor + (" (oracle)" if oracle else ""), (100 * spec["mean"], 100 * effi["mean"]),
                       textcoords="offset points", xytext=(4, 4), fontsize=8)
     scorer = "LLM-Score" if prefix else "EM"
-    axes.set(xlabel=f"specificity ({scorer}, points)", ylabel=f"efficacy ({scorer}, points)", xlim=(-2, 102),
-             ylim=(-2, 102))
+    axes.set(xlabel=f"specificity ({scorer}, points)", ylabel=f"efficacy ({scorer}, points)")
+    axes.margins(0.15)
     _title(axes, task, model)
     return _png(figure)
 

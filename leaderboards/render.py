@@ -146,7 +146,8 @@ def html(board: Leaderboard, images: list[tuple[str, bytes]]) -> str:
 
 
 def write_outputs(board: Leaderboard, out: Path, images: list[tuple[str, bytes]]) -> list[Path]:
-    """leaderboard.md/.csv/.json, the PNGs under plots/, and index.html in `out`; the paths written."""
+    """leaderboard.md/.csv/.json, the PNGs under plots/ (replacing older ones), and index.html in `out`;
+    the paths written."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, png in images:
@@ -154,6 +155,8 @@ def write_outputs(board: Leaderboard, out: Path, images: list[tuple[str, bytes]]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(png)
         written.append(path)
+    for stale in set((out / "plots").rglob("*.png")) - set(written):  # plots of runs no longer given
+        stale.unlink()
     for name, text in (("leaderboard.md", markdown(board)), ("leaderboard.csv", csv_text(board)),
                        ("index.html", html(board, images))):
         write_atomically(out / name, [text])
