@@ -7,6 +7,7 @@ import sys
 from typing import Sequence
 
 from ripplebench.harness.data import add_commands as add_dataset_commands
+from ripplebench.leaderboards.command import add_leaderboard_parser
 
 
 def list_editors(_: argparse.Namespace) -> int:
@@ -75,23 +76,6 @@ def compare_runs(args: argparse.Namespace) -> int:
     print(f"RUN_A = {args.run_a}\nRUN_B = {args.run_b}")
     print(f"paired bootstrap, {args.resamples} resamples, seed {args.seed}; * = p < {args.alpha:g}")
     print(format_comparisons(rows, args.alpha))
-    return 0
-
-
-def make_leaderboard(args: argparse.Namespace) -> int:
-    """Render the paper's tables and plots from lm-eval runs into --out."""
-    from pathlib import Path
-
-    from ripplebench.leaderboards.leaderboard import build_leaderboard
-    from ripplebench.leaderboards.plots import plots
-    from ripplebench.leaderboards.render import write_outputs
-
-    try:
-        board = build_leaderboard(args.runs, args.baseline, args.resamples, args.seed)
-    except (ValueError, FileNotFoundError) as error:
-        raise SystemExit(f"ripplebench leaderboard: {error}") from None
-    written = write_outputs(board, Path(args.out), plots(board))
-    print(f"{len(board.tables)} tables from {len(board.runs)} task runs; wrote {len(written)} files to {args.out}")
     return 0
 
 
@@ -247,18 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     compare.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05, as the paper)")
     compare.set_defaults(run=compare_runs)
-    board = commands.add_parser(
-        "leaderboard", help="render lm-eval runs (--log_samples) as the paper's tables, with plots",
-        description="Group runs by model and task, one row per editor, and write leaderboard.md, .csv, .json, "
-        "plots/*.png and a self-contained index.html into --out. Runs of one task and model must hold the "
-        "same documents and --limit; a marker flags cells that differ from --baseline (paired bootstrap).",
-    )
-    board.add_argument("runs", nargs="+", help="lm-eval output folders or results_*.json files")
-    board.add_argument("--out", required=True, help="folder to write the leaderboard into")
-    board.add_argument("--baseline", default="none", help="editor whose row the others are tested against")
-    board.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
-    board.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    board.set_defaults(run=make_leaderboard)
+    add_leaderboard_parser(commands)
     add_sft_qa_parser(commands)
     return parser
 

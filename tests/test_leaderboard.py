@@ -214,9 +214,12 @@ def test_command_writes_every_format_and_a_page_that_needs_no_network(tmp_path, 
     write_run(tmp_path / "prepend", "prepend", controlled_records([1] * 20, [1] * 19 + [0]),
               stats={"edit_groups": 10, "oracle": True})
     out = tmp_path / "board"
+    (out / "plots" / "gone").mkdir(parents=True)
+    (out / "plots" / "gone" / "old_scatter.png").write_bytes(b"a plot of a run no longer given")
     assert main(["leaderboard", str(tmp_path / "none"), str(tmp_path / "prepend"), "--out", str(out),
                  "--resamples", "200"]) == 0
     assert "wrote" in capsys.readouterr().out
+    assert not (out / "plots" / "gone" / "old_scatter.png").exists()
     rows = list(csv.DictReader((out / "leaderboard.csv").open()))
     efficacy = next(r for r in rows if r["editor"] == "prepend" and r["metric"] == "efficacy")
     assert (float(efficacy["mean"]), efficacy["n"], efficacy["rank"]) == (1.0, "20", "1")
@@ -233,6 +236,7 @@ def test_command_writes_every_format_and_a_page_that_needs_no_network(tmp_path, 
     assert {base64.b64decode(s.split(",", 1)[1]) for s in sources} == {p.read_bytes() for p in pngs}
     assert re.search(r'<td class="rank1" title="vs none: \+100\.0 points, p = 0\.00\d+ \(paired bootstrap\)">', page)
     assert '<tr class="oracle"><td class="editor">prepend (oracle)</td>' in page
+    assert '<td class="rank2"><span class="value">0.0 ± 0.0</span> <span class="n">n=20</span></td>' in page
 
 
 def test_runs_without_results_file_or_editor_are_refused(tmp_path):
