@@ -7,6 +7,7 @@ import sys
 from typing import Sequence
 
 from ripplebench.harness.data import add_commands as add_dataset_commands
+from ripplebench.leaderboards.command import add_leaderboard_parser
 
 
 def list_editors(_: argparse.Namespace) -> int:
@@ -265,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     compare.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05, as the paper)")
     compare.set_defaults(run=compare_runs)
+    add_leaderboard_parser(commands)
     add_sft_qa_parser(commands)
     add_prepare_embedded_parser(commands)
     return parser

@@ -89,22 +89,25 @@ def _describe(keys: Sequence[tuple], limit: int = 5) -> str:
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
-def check_same_samples(a: dict[tuple, dict], b: dict[tuple, dict]) -> None:
-    """Refuse runs whose samples differ, saying which samples differ."""
+def check_same_samples(
+    a: dict[tuple, dict], b: dict[tuple, dict], names: tuple[str, str] = ("RUN_A", "RUN_B")
+) -> None:
+    """Refuse runs whose samples differ, saying which samples (and which of the two `names`) differ."""
     only_a, only_b = sorted(set(a) - set(b), key=str), sorted(set(b) - set(a), key=str)
     changed = [key for key in set(a) & set(b) if a[key].get("doc_hash") != b[key].get("doc_hash")]
     problems = []
     if only_a:
-        problems.append(f"{len(only_a)} samples only in RUN_A: {_describe(only_a)}")
+        problems.append(f"{len(only_a)} samples only in {names[0]}: {_describe(only_a)}")
     if only_b:
-        problems.append(f"{len(only_b)} samples only in RUN_B: {_describe(only_b)}")
+        problems.append(f"{len(only_b)} samples only in {names[1]}: {_describe(only_b)}")
     if changed:
         problems.append(f"{len(changed)} samples whose documents differ: {_describe(changed)}")
     if problems:
         raise ValueError("The runs do not hold the same samples, so they cannot be paired:\n  " + "\n  ".join(problems))
 
 
-def _value(record: dict[str, Any], metric: str) -> float | None:
+def metric_value(record: dict[str, Any], metric: str) -> float | None:
+    """A sample's score on `metric`; None where it has none (e.g. the judge could not score it)."""
     value = record.get(metric)
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
@@ -132,7 +135,7 @@ def compare_runs(
             groups.setdefault((key[0], key[1], metric), []).append(key)
     rows = []
     for (task, filter_key, metric), keys in sorted(groups.items()):
-        pairs = [(_value(a[key], metric), _value(b[key], metric)) for key in keys]
+        pairs = [(metric_value(a[key], metric), metric_value(b[key], metric)) for key in keys]
         in_a, in_b = sum(x is not None for x, _ in pairs), sum(y is not None for _, y in pairs)
         paired = [(x, y) for x, y in pairs if x is not None and y is not None]
         if not paired:

@@ -34,15 +34,20 @@ def majority_answers(instances: Iterable[dict[str, Any]]) -> dict[str, str]:
     return {relation: answers.most_common(1)[0][0] for relation, answers in counts.items() if relation}
 
 
-def read_samples(path: Path) -> list[dict[str, Any]]:
-    """The efficacy records of an lm-eval samples file (one JSON object per line)."""
-    efficacy = [record for record in read_records(path) if record.get("doc", {}).get("kind") == "efficacy"]
+def efficacy_samples(records: Iterable[dict[str, Any]], source: str | Path) -> list[dict[str, Any]]:
+    """The efficacy records among a sample log's records; `source` names the log in the error."""
+    efficacy = [record for record in records if record.get("doc", {}).get("kind") == "efficacy"]
     if not efficacy or "relation_id" not in efficacy[0]["doc"]:
         raise ValueError(
-            f"{path} has no efficacy documents with a relation_id: pass a --log_samples file of a "
+            f"{source} has no efficacy documents with a relation_id: pass a --log_samples file of a "
             "controlled_ripple_* task."
         )
     return efficacy
+
+
+def read_samples(path: Path) -> list[dict[str, Any]]:
+    """The efficacy records of an lm-eval samples file (one JSON object per line)."""
+    return efficacy_samples(read_records(path), path)
 
 
 def answer_prior(samples: Sequence[dict[str, Any]], majority: dict[str, str]) -> dict[str, Any]:
