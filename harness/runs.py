@@ -87,6 +87,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
 def write_atomically(path: Path, lines: Iterable[str]) -> None:
     """Replace `path` only once the new content is completely written."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; give the file open()'s usual mode
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.writelines(lines)
@@ -94,6 +95,12 @@ def write_atomically(path: Path, lines: Iterable[str]) -> None:
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_records(path: Path, records: Iterable[dict[str, Any]]) -> None:
