@@ -144,8 +144,11 @@ def converted_gguf_dir(source: ModelSource, cache_dir: str | Path | None = None)
         staging.rename(target)
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
-        if not (target / "config.json").is_file():
+        if not (target / "config.json").is_file():  # else another process finished it first
             raise
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return target
 
 
