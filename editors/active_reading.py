@@ -181,7 +181,8 @@ class ActiveReader:
         self._write(path, record)
         return augmentations
 
-    def _write(self, path: Path, record: dict[str, Any]) -> None:
+    @staticmethod
+    def _write(path: Path, record: dict[str, Any]) -> None:
         """Write via a temporary file and rename, so an interrupted run leaves no half file."""
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json(path, record)
