@@ -157,7 +157,7 @@ def make_config(
     if unknown:
         valid = ", ".join(sorted(fields)) or "(none)"
         given = "".join(f" ({sources[key]})" for key in unknown[:1] if key in sources)
-        raise ValueError(f"Unknown setting(s) {', '.join(unknown)}{given} for {origin}. Valid: {valid}.")
+        raise ValueError(f"Unknown setting(s) {', '.join(unknown)} for {origin}{given}. Valid: {valid}.")
     hints = typing.get_type_hints(config_class)
     converted = {}
     for key, value in values.items():

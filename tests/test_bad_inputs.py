@@ -114,12 +114,12 @@ CASES = [
     Case(
         "unknown editor setting in model_args",
         lambda i: editing_lm(f"model={i.model_dir},editor=cpt,editor.learning_rate=1e-4"),
-        r"Unknown setting\(s\) learning_rate \(given as an override\) for editor 'cpt'\. Valid: .*\blr\b",
+        r"Unknown setting\(s\) learning_rate for editor 'cpt' \(given as an override\)\. Valid: .*\blr\b",
     ),
     Case(
         "unknown setting in an editor YAML",
         lambda i: editor_yaml(i, "learning_rate: 1.0e-4\n"),
-        r"Unknown setting\(s\) learning_rate \(in .*my_cpt\.yaml\) for editor 'cpt'\. Valid: .*\blr\b",
+        r"Unknown setting\(s\) learning_rate for editor 'cpt' \(in .*my_cpt\.yaml\)\. Valid: .*\blr\b",
     ),
     Case(
         "editor YAML with a word for a number (lr: fast)",
@@ -254,3 +254,13 @@ def test_an_interrupted_write_keeps_the_previous_file_and_leaves_no_temporary_on
         write(path)
     assert path.read_text() == "previous"
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == [path]
+
+
+def test_editor_yaml_numbers_written_as_text_follow_the_conversion_rule(tmp_path):
+    path = tmp_path / "my_cpt.yaml"
+    path.write_text('lr: "1e-6"\nepochs: "2"\nlora_alpha: 8\nlayers: 3\n')  # YAML reads 1e-6 alone as text too
+    config = build_editor("cpt", config_file=path).config
+    assert (config.lr, config.epochs, config.lora_alpha, config.layers) == (1e-6, 2, 8.0, "3")
+    assert type(config.lr) is float and type(config.epochs) is int
+    with pytest.raises(ValueError, match=r"Setting 'epochs' of editor 'cpt' \(given as an override\) must be an integer"):
+        build_editor("cpt", {"epochs": True})
