@@ -76,7 +76,7 @@ class CPT(Editor):
         if lora_rank <= 0:
             return training_bytes(p for _, p in self.trainable(model, layers))
         span = parse_layer_range(layers, model.config.num_hidden_layers)
-        prefix, blocks = decoder_layers(model)
+        _, blocks = decoder_layers(model)
         targets = {name.strip() for name in self.config.lora_target_modules.split(",")}
         adapter = sum(
             lora_rank * (module.in_features + module.out_features) * module.weight.element_size()

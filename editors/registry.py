@@ -156,7 +156,7 @@ def make_config(
     unknown = sorted(set(values) - set(fields))
     if unknown:
         valid = ", ".join(sorted(fields)) or "(none)"
-        given = "".join(f" ({sources[key]})" for key in unknown[:1] if key in sources)
+        given = "".join(f" ({source})" for source in sorted({sources[key] for key in unknown if key in sources}))
         raise ValueError(f"Unknown setting(s) {', '.join(unknown)} for {origin}{given}. Valid: {valid}.")
     hints = typing.get_type_hints(config_class)
     converted = {}
