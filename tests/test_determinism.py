@@ -107,3 +107,24 @@ def test_the_same_command_twice_gives_identical_samples_and_metrics(name, tiny_m
     alone_log, _ = run("alone", SECOND_GROUP)
     after_first = [line for line in first_log.splitlines() if json.loads(line)["doc_id"] in SECOND_GROUP]
     assert alone_log.splitlines() == after_first
+
+
+@pytest.mark.slow  # two real lm_eval processes: about a minute or two on a shared CPU
+@requires_controlled_ripple_splits
+def test_the_real_command_in_two_processes_writes_the_same_sample_log(tiny_model_dir, tmp_path, monkeypatch):
+    """Two `lm_eval` processes with different hash seeds (set and dict-of-set orders differ)."""
+    from test_lm_eval import run_lm_eval
+
+    logs = []
+    for hash_seed in ("1", "2"):
+        monkeypatch.setenv("PYTHONHASHSEED", hash_seed)
+        folder = tmp_path / hash_seed
+        folder.mkdir()
+        editor = EDITORS["active_reading_cpt_sampled"].format(cache=folder / "cache", checkpoint="")
+        run_lm_eval(
+            folder, "--model", "editing", "--model_args", f"model={tiny_model_dir},{editor}", "--tasks", TASK,
+            "--samples", json.dumps({TASK: TWO_GROUPS}), "--batch_size", "4", "--log_samples",
+        )
+        [log] = (folder / "out").rglob(f"samples_{TASK}_*.jsonl")
+        logs.append(log.read_bytes())
+    assert logs[0] == logs[1]
