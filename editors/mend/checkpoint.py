@@ -29,8 +29,11 @@ def fingerprint(model_config: Any) -> dict[str, Any]:
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(path.name + ".tmp")
-    torch.save(payload, staging)
-    os.replace(staging, path)
+    try:
+        torch.save(payload, staging)
+        os.replace(staging, path)
+    finally:
+        staging.unlink(missing_ok=True)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -41,7 +44,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         )
     if not Path(path).is_file():
         raise FileNotFoundError(f"Hypernetwork checkpoint '{path}' does not exist. Train one with `ripplebench train-editor CONFIG`.")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # not a torch file, truncated, or holding more than plain data
+        raise ValueError(
+            f"Hypernetwork checkpoint '{path}' cannot be read ({type(error).__name__}): expected a best.pt "
+            "or last.pt written by `ripplebench train-editor CONFIG`, copied completely."
+        ) from None
 
 
 @dataclass

@@ -120,14 +120,7 @@ def read_train_preset(spec: str, overrides: Mapping[str, Any] | None = None) -> 
     values = _read_values(path)
     metadata = {key: values.pop(key, "") for key in METADATA}
     values.update(overrides or {})
-    kinds = {field.name: field.type for field in dataclasses.fields(TrainConfig)}
-    for key, value in values.items():
-        # YAML reads 1e-6 (no dot) as a string; numbers are parsed here with a clear error.
-        if kinds.get(key) in ("float", "int") and isinstance(value, str):
-            try:
-                values[key] = float(value) if kinds[key] == "float" else int(value)
-            except ValueError:
-                raise ValueError(f"Training config {path}: {key} must be a number, not '{value}'.") from None
+    # make_config converts numeric strings (YAML reads 1e-6, without a dot, as one).
     config: TrainConfig = make_config(TrainConfig, values, f"training config {path}")  # type: ignore[assignment]
     if not config.out_dir:
         config.out_dir = str(hypernet_dir(path.stem, dataclasses.asdict(config)))

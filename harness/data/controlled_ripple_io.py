@@ -111,7 +111,10 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as error:
-                raise ValueError(f"{where}: not valid JSON ({error.msg}).") from None
+                raise ValueError(
+                    f"{where}: not valid JSON ({error.msg} at column {error.colno}); each line must be one "
+                    "JSON object (an instance)."
+                ) from None
             instances.append(normalize_instance(row, where))
     return instances
 
