@@ -51,6 +51,10 @@ def tiny_overrides(name: str, checkpoint_path: str, cache_dir: str) -> dict[str,
     overrides: dict[str, Any] = {}
     if "checkpoint" in fields:
         overrides["checkpoint"] = checkpoint_path
+    if "train_preset" in fields:
+        # A preset refuses checkpoints trained for another model (tested in test_mend); the
+        # tiny checkpoint is used as the plain editor with the preset's other settings.
+        overrides["train_preset"] = ""
     if "mom2_dataset" in fields:
         overrides.update(LOCATE, layers="0-1", cache_dir=cache_dir)
     if "high_layers" in fields:
