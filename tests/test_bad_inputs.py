@@ -153,7 +153,7 @@ CASES = [
     Case(
         "model path that does not exist",
         lambda i: editing_lm(f"model={i.folder / 'no-such-model'}"),
-        r"Model '.*no-such-model' is neither a built-in alias \(smollm2-135m\), an existing folder, nor a Hugging Face model id",
+        r"Model '.*no-such-model' is neither a built-in alias \(smollm2-135m, smollm2-135m-qa\), an existing folder, nor a Hugging Face model id",
     ),
     Case(
         "GGUF path that does not exist",
