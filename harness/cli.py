@@ -191,11 +191,14 @@ def run_sweep(args: argparse.Namespace) -> int:
     from ripplebench.harness.sweep import SpecError, load_spec, run_sweep as run
 
     try:
-        run(load_spec(args.spec))
+        report = run(load_spec(args.spec))
     except SpecError as error:
         print(f"ripplebench sweep: {error}", file=sys.stderr)
         return 2
-    return 0
+    print(f"{len(report.results)} cells finished, {len(report.failed)} failed.")
+    for cell, error in report.failed:
+        print(f"  FAILED {cell.label}: {error}", file=sys.stderr)
+    return 1 if report.failed else 0
 
 
 def add_sweep_parser(commands) -> None:

@@ -294,28 +294,45 @@ def headline(results: dict[str, Any], task: str) -> str:
     return ", ".join(parts) or "no headline metric"
 
 
-def run_sweep(spec: Spec, write: Callable[[str], None] | None = None) -> list[Path]:
-    """Run every unfinished cell, one at a time, with a line per cell and an overall bar; the results files."""
+@dataclass
+class SweepReport:
+    """What a sweep run did: each cell's results file, and the cells that failed with why."""
+
+    results: list[Path] = field(default_factory=list)
+    failed: list[tuple[Cell, str]] = field(default_factory=list)
+
+
+def run_sweep(spec: Spec, write: Callable[[str], None] | None = None) -> SweepReport:
+    """Run every unfinished cell, one at a time, with a line per cell and an overall bar.
+
+    A cell that fails is reported and the sweep goes on with the next; rerunning retries it.
+    """
     from tqdm import tqdm
 
     task_manager = task_manager_for(spec)
     check_tasks(spec, task_manager)
     cells = spec.cells()
     write = write or tqdm.write
-    finished = []
+    report = SweepReport()
     with tqdm(total=len(cells), desc="sweep", unit="cell") as bar:
         for number, cell in enumerate(cells, start=1):
             prefix = f"[{number}/{len(cells)}] {cell.label}"
             done = cell.results_file()
-            if done is None:
-                write(f"{prefix}: running ({cell.folder})")
-                done = run_cell(spec, cell, task_manager)
-                data = json.loads(done.read_text(encoding="utf-8"))
-                sweep = data["sweep"]
-                reused = f", {sweep['reused_edit_groups']} edit groups from the journal" if sweep["reused_edit_groups"] else ""
-                write(f"{prefix}: {headline(data, cell.task)} ({sweep['wall_seconds']} s{reused})")
-            else:
+            if done is not None:
                 write(f"{prefix}: finished earlier, skipped ({done})")
-            finished.append(done)
+            else:
+                write(f"{prefix}: running ({cell.folder})")
+                try:
+                    done = run_cell(spec, cell, task_manager)
+                except Exception as error:  # one broken cell must not stop a sweep of hours
+                    report.failed.append((cell, f"{type(error).__name__}: {error}"))
+                    write(f"{prefix}: FAILED: {type(error).__name__}: {error}")
+                else:
+                    data = json.loads(done.read_text(encoding="utf-8"))
+                    reused = data["sweep"]["reused_edit_groups"]
+                    resumed = f", {reused} edit groups from the journal" if reused else ""
+                    write(f"{prefix}: {headline(data, cell.task)} ({data['sweep']['wall_seconds']} s{resumed})")
+            if done is not None:
+                report.results.append(done)
             bar.update()
-    return finished
+    return report
