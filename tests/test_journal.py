@@ -125,3 +125,53 @@ def test_the_engine_applies_no_editor_for_journaled_groups_and_keeps_their_stats
     assert editor.events == [("apply", ("b",)), ("revert", ("b",)), ("apply", ("c",)), ("revert", ("c",))]
     assert second.edit_stats[0] == first.edit_stats[0]  # group a's stats, timing included, come back
     assert (resumed.reused, resumed.recorded) == (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["/venv/bin/lm_eval", "run", "--model", "editing", "--output_path", "out", "--log_samples"], "out"),
+        (["/venv/bin/lm_eval", "--model", "editing", "-o", "out/results.json"], "out/results.json"),
+        (["/venv/lib/python3/site-packages/lm_eval/__main__.py", "--output_p", "abbreviated"], "abbreviated"),
+        (["/venv/bin/lm-eval", "run", "--model", "editing"], None),
+        (["/venv/bin/pytest", "-o", "addopts=-x"], None),  # not lm_eval: its -o means something else
+    ],
+)
+def test_the_output_path_is_read_from_lm_evals_own_command_line_only(argv, expected):
+    from ripplebench.harness.lm_model import lm_eval_output_path
+
+    assert lm_eval_output_path(argv) == expected
+
+
+def test_the_output_path_may_come_from_an_lm_eval_config_file(tmp_path):
+    from ripplebench.harness.lm_model import default_journal_dir, lm_eval_output_path
+
+    config = tmp_path / "eval.yaml"
+    config.write_text("model: editing\noutput_path: from_config\n")
+    assert lm_eval_output_path(["lm_eval", "--config", str(config)]) == "from_config"
+    assert default_journal_dir("out/results.json") == "out/journal" and default_journal_dir(None) is None
+
+
+def test_the_editing_model_reuses_journaled_groups_unless_resume_is_false(tiny_model_dir, tmp_path, monkeypatch):
+    from test_lm_eval import request
+
+    from ripplebench.harness.lm_model import EditingLM
+
+    docs = [{"edit_id": f"e{i % 2}", "fact": f"Fact {i % 2}."} for i in range(4)]
+    requests = [request(doc, f"q{i}?", i) for i, doc in enumerate(docs)]
+    args = f"model={tiny_model_dir},editor=prepend,journal={tmp_path}"
+    first = EditingLM.create_from_arg_string(args)
+    answers = first.generate_until(requests, disable_tqdm=True)
+
+    again = EditingLM.create_from_arg_string(args)
+    monkeypatch.setattr(again.editor, "apply", lambda *a: pytest.fail("a journaled edit was applied again"))
+    assert again.generate_until(requests, disable_tqdm=True) == answers
+    assert again.get_model_info()["ripplebench"]["journals"][0]["reused_groups"] == 2
+    assert again.get_model_info()["ripplebench"]["edit_stats"]["edit_groups"] == 2
+    monkeypatch.undo()
+
+    fresh = EditingLM.create_from_arg_string(args + ",resume=false")
+    assert fresh.generate_until(requests, disable_tqdm=True) == answers
+    assert fresh.journals[0]["reused_groups"] == 0 and fresh.journals[0]["answered_groups"] == 2
+    with pytest.raises(ValueError, match=r"model_args resume='maybe' is not a boolean: use true or false"):
+        EditingLM.create_from_arg_string(args + ",resume=maybe")

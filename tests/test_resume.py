@@ -1,8 +1,9 @@
 """Kill -9 and rerun: `ripplebench sweep` and plain `lm_eval --model editing` end with the numbers of
 an uninterrupted run, and no edit group is answered twice.
 
-The runs are real subprocesses on the tiny model. The slow editor (CPT with many epochs, about a
-second per edit group here) leaves time to SIGKILL the process once the journal holds a group.
+The runs are real subprocesses on the tiny model (and, marked slow, on the embedded SmolLM2). The
+slow editor on the tiny model (CPT with many epochs, about a second per edit group) leaves time
+to SIGKILL the process once the journal holds a group.
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM
 pytestmark = requires_controlled_ripple_splits
 
 
-def write_spec(folder: Path, model: Path, output: Path) -> Path:
+def write_spec(folder: Path, model: Path | str, output: Path, editors: list | None = None) -> Path:
     spec = folder / "spec.yaml"
     spec.write_text(yaml.safe_dump({
-        "output": str(output), "models": [{"model": str(model), "name": "tiny"}],
-        "editors": ["none", SLOW_EDITOR], "tasks": [TASK], "limit": LIMIT, "batch_size": 4,
+        "output": str(output), "models": [{"model": str(model), "name": "m"}],
+        "editors": editors or ["none", SLOW_EDITOR], "tasks": [TASK], "limit": LIMIT, "batch_size": 4,
     }))
     return spec
 
@@ -50,7 +51,7 @@ def kill_once_journaled(command: list[str], cwd: Path, journal_dir: Path) -> Non
     with (cwd / "killed.log").open("w") as log:
         process = subprocess.Popen(command, cwd=cwd, env=ENV, stdout=log, stderr=subprocess.STDOUT)
         try:
-            while process.poll() is None and journal_groups(journal_dir) < 1:
+            while process.poll() is None and not journal_lines(journal_dir):
                 time.sleep(0.01)
             process.send_signal(signal.SIGKILL)
         finally:
@@ -66,11 +67,6 @@ def journal_lines(journal_dir: Path) -> list[dict]:
     assert len(files) == 1, files
     lines = files[0].read_text(encoding="utf-8").split("\n")[1:-1]  # header; the text after the last newline
     return [json.loads(line) for line in lines]
-
-
-def journal_groups(journal_dir: Path) -> int:
-    files = list(journal_dir.glob("*.jsonl"))
-    return files[0].read_bytes().count(b"\n") - 1 if files else 0
 
 
 def outcome(folder: Path) -> tuple[dict, list]:
@@ -94,12 +90,12 @@ def reference(tiny_model_dir, tmp_path_factory) -> Path:
     """An uninterrupted sweep of the two cells."""
     folder = tmp_path_factory.mktemp("reference")
     run([str(BIN / "ripplebench"), "sweep", str(write_spec(folder, tiny_model_dir, folder / "runs"))], folder)
-    return folder / "runs" / "tiny"
+    return folder / "runs" / "m"
 
 
 def test_a_sweep_killed_mid_cell_skips_finished_cells_and_resumes_the_killed_one(tiny_model_dir, tmp_path, reference):
     command = [str(BIN / "ripplebench"), "sweep", str(write_spec(tmp_path, tiny_model_dir, tmp_path / "runs"))]
-    finished, killed = tmp_path / "runs" / "tiny" / "none" / TASK, tmp_path / "runs" / "tiny" / "cpt_slow" / TASK
+    finished, killed = tmp_path / "runs" / "m" / "none" / TASK, tmp_path / "runs" / "m" / "cpt_slow" / TASK
     kill_once_journaled(command, tmp_path, killed / "journal")
     assert list(finished.glob("results_*.json")) and not list(killed.glob("results_*.json"))
     first_results = next(finished.glob("results_*.json"))
@@ -107,31 +103,47 @@ def test_a_sweep_killed_mid_cell_skips_finished_cells_and_resumes_the_killed_one
     assert 1 <= answered_before < 5
 
     log = run(command, tmp_path).stdout
-    assert f"[1/2] tiny / none / {TASK}: finished earlier, skipped" in log
+    assert f"[1/2] m / none / {TASK}: finished earlier, skipped" in log
     assert f"{answered_before} edit groups from the journal" in log
     assert list(finished.glob("results_*.json")) == [first_results]  # not run again
     resumed = json.loads(next(killed.glob("results_*.json")).read_text())
     assert resumed["sweep"]["reused_edit_groups"] == answered_before
     assert resumed["config"]["ripplebench"]["edit_stats"]["edit_groups"] == 5  # reused groups' stats included
     for cell in ("none", "cpt_slow"):
-        assert outcome(tmp_path / "runs" / "tiny" / cell / TASK) == outcome(reference / cell / TASK)
+        assert outcome(tmp_path / "runs" / "m" / cell / TASK) == outcome(reference / cell / TASK)
     assert_each_group_answered_once(killed / "journal")
 
 
-def test_plain_lm_eval_killed_mid_run_resumes_from_its_journal(tiny_model_dir, tmp_path, reference):
-    output = tmp_path / "out"
+def assert_lm_eval_resumes_after_kill(folder: Path, model_args: str, reference: Path) -> None:
+    """Kill `lm_eval` mid-run, rerun it: the numbers and answers of the uninterrupted `reference` cell."""
+    output = folder / "out"
     command = [
-        str(BIN / "lm_eval"), "--model", "editing",
-        "--model_args", f"model={tiny_model_dir},editor=cpt,editor.epochs={SLOW_EDITOR['overrides']['epochs']}",
+        str(BIN / "lm_eval"), "--model", "editing", "--model_args", model_args,
         "--tasks", TASK, "--limit", str(LIMIT), "--batch_size", "4", "--device", "cpu",
         "--output_path", str(output), "--log_samples",
     ]
-    kill_once_journaled(command, tmp_path, output / "journal")
+    kill_once_journaled(command, folder, output / "journal")
     assert not list(output.rglob("results_*.json"))
     answered_before = len(journal_lines(output / "journal"))
 
-    process = run(command, tmp_path)
+    process = run(command, folder)
     assert f"reused {answered_before} answered edit groups from the journal" in process.stderr
-    # The same numbers and answers as an uninterrupted run of the same editor (in the sweep).
-    assert outcome(output) == outcome(reference / "cpt_slow" / TASK)
+    assert outcome(output) == outcome(reference)
     assert_each_group_answered_once(output / "journal")
+
+
+def test_plain_lm_eval_killed_mid_run_resumes_from_its_journal(tiny_model_dir, tmp_path, reference):
+    epochs = SLOW_EDITOR["overrides"]["epochs"]
+    assert_lm_eval_resumes_after_kill(
+        tmp_path, f"model={tiny_model_dir},editor=cpt,editor.epochs={epochs}", reference / "cpt_slow" / TASK
+    )
+
+
+@pytest.mark.slow
+def test_plain_lm_eval_on_the_embedded_model_killed_mid_run_resumes(tmp_path):
+    folder = tmp_path / "reference"
+    folder.mkdir()
+    run([str(BIN / "ripplebench"), "sweep", str(write_spec(folder, "smollm2-135m", folder / "runs", ["prepend"]))], folder)
+    assert_lm_eval_resumes_after_kill(
+        tmp_path, "model=smollm2-135m,editor=prepend", folder / "runs" / "m" / "prepend" / TASK
+    )
