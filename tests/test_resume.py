@@ -24,18 +24,18 @@ from ripplebench.harness.runs import load_run, read_records
 
 BIN = Path(sys.executable).parent
 TASK = "controlled_ripple_ood_entity"
-LIMIT = 40  # the first 5 instances of the split: 5 edit groups
+LIMIT, GROUPS = 40, 5  # the first 5 instances of the split: 5 edit groups
 SLOW_EDITOR = {"name": "cpt_slow", "editor": "cpt", "overrides": {"epochs": 20}}
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 pytestmark = requires_controlled_ripple_splits
 
 
-def write_spec(folder: Path, model: Path | str, output: Path, editors: list | None = None) -> Path:
+def write_spec(folder: Path, model: Path | str, output: Path, editors: list | None = None, limit: int = LIMIT) -> Path:
     spec = folder / "spec.yaml"
     spec.write_text(yaml.safe_dump({
         "output": str(output), "models": [{"model": str(model), "name": "m"}],
-        "editors": editors or ["none", SLOW_EDITOR], "tasks": [TASK], "limit": LIMIT, "batch_size": 4,
+        "editors": editors or ["none", SLOW_EDITOR], "tasks": [TASK], "limit": limit, "batch_size": 4,
     }))
     return spec
 
@@ -80,9 +80,9 @@ def outcome(folder: Path) -> tuple[dict, list]:
     return results["results"][TASK], samples
 
 
-def assert_each_group_answered_once(journal_dir: Path) -> None:
+def assert_each_group_answered_once(journal_dir: Path, expected: int = GROUPS) -> None:
     groups = [tuple(line["edit_ids"]) for line in journal_lines(journal_dir)]
-    assert len(groups) == len(set(groups)) == 5
+    assert len(groups) == len(set(groups)) == expected
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def test_a_sweep_killed_mid_cell_skips_finished_cells_and_resumes_the_killed_one
     assert list(finished.glob("results_*.json")) and not list(killed.glob("results_*.json"))
     first_results = next(finished.glob("results_*.json"))
     answered_before = len(journal_lines(killed / "journal"))
-    assert 1 <= answered_before < 5
+    assert 1 <= answered_before < GROUPS
 
     log = run(command, tmp_path).stdout
     assert f"[1/2] m / none / {TASK}: finished earlier, skipped" in log
@@ -114,12 +114,14 @@ def test_a_sweep_killed_mid_cell_skips_finished_cells_and_resumes_the_killed_one
     assert_each_group_answered_once(killed / "journal")
 
 
-def assert_lm_eval_resumes_after_kill(folder: Path, model_args: str, reference: Path) -> None:
+def assert_lm_eval_resumes_after_kill(
+    folder: Path, model_args: str, reference: Path, limit: int = LIMIT, groups: int = GROUPS
+) -> None:
     """Kill `lm_eval` mid-run, rerun it: the numbers and answers of the uninterrupted `reference` cell."""
     output = folder / "out"
     command = [
         str(BIN / "lm_eval"), "--model", "editing", "--model_args", model_args,
-        "--tasks", TASK, "--limit", str(LIMIT), "--batch_size", "4", "--device", "cpu",
+        "--tasks", TASK, "--limit", str(limit), "--batch_size", "4", "--device", "cpu",
         "--output_path", str(output), "--log_samples",
     ]
     kill_once_journaled(command, folder, output / "journal")
@@ -129,7 +131,7 @@ def assert_lm_eval_resumes_after_kill(folder: Path, model_args: str, reference: 
     process = run(command, folder)
     assert f"reused {answered_before} answered edit groups from the journal" in process.stderr
     assert outcome(output) == outcome(reference)
-    assert_each_group_answered_once(output / "journal")
+    assert_each_group_answered_once(output / "journal", groups)
 
 
 def test_plain_lm_eval_killed_mid_run_resumes_from_its_journal(tiny_model_dir, tmp_path, reference):
@@ -143,7 +145,8 @@ def test_plain_lm_eval_killed_mid_run_resumes_from_its_journal(tiny_model_dir, t
 def test_plain_lm_eval_on_the_embedded_model_killed_mid_run_resumes(tmp_path):
     folder = tmp_path / "reference"
     folder.mkdir()
-    run([str(BIN / "ripplebench"), "sweep", str(write_spec(folder, "smollm2-135m", folder / "runs", ["prepend"]))], folder)
+    limit = 22  # 3 edit groups: 4, 14 and 4 documents
+    run([str(BIN / "ripplebench"), "sweep", str(write_spec(folder, "smollm2-135m", folder / "runs", ["prepend"], limit))], folder)
     assert_lm_eval_resumes_after_kill(
-        tmp_path, "model=smollm2-135m,editor=prepend", folder / "runs" / "m" / "prepend" / TASK
+        tmp_path, "model=smollm2-135m,editor=prepend", folder / "runs" / "m" / "prepend" / TASK, limit, groups=3
     )
