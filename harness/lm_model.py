@@ -59,8 +59,12 @@ def lm_eval_output_path(argv: list[str] | None = None) -> str | None:
         return None
     import argparse
 
-    from lm_eval._cli.run import Run
-    from lm_eval.config.evaluate_config import EvaluatorConfig
+    try:
+        from lm_eval._cli.run import Run
+        from lm_eval.config.evaluate_config import EvaluatorConfig
+    except ImportError as error:  # another lm-eval layout: no journal rather than no run
+        log.warning("Cannot read lm_eval's --output_path (%s); pass journal=DIR to journal answers.", error)
+        return None
 
     parser = argparse.ArgumentParser(add_help=False)
     Run.create(parser.add_subparsers(dest="command"))
