@@ -222,6 +222,32 @@ def train_editor(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_sweep(args: argparse.Namespace) -> int:
+    """Run every (model, editor, task) cell of a sweep spec; finished cells are skipped."""
+    from ripplebench.harness.sweep import SpecError, load_spec, run_sweep as run
+
+    try:
+        report = run(load_spec(args.spec))
+    except SpecError as error:
+        print(f"ripplebench sweep: {error}", file=sys.stderr)
+        return 2
+    print(f"{len(report.results)} cells finished, {len(report.failed)} failed.")
+    for cell, error in report.failed:
+        print(f"  FAILED {cell.label}: {error}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def add_sweep_parser(commands) -> None:
+    parser = commands.add_parser(
+        "sweep", help="run models x editors x tasks from a YAML spec, resumably",
+        description="Run every (model, editor, task) cell of SPEC through lm-eval (--model editing, "
+        "--log_samples) and save each like `lm_eval --output_path`. Rerun the same command after a "
+        "crash: finished cells are skipped and a killed cell resumes from its answered edit groups.",
+    )
+    parser.add_argument("spec", help="a sweep YAML file, or a bundled spec name (smoke, embedded, paper_llama3_1b)")
+    parser.set_defaults(run=run_sweep)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ripplebench",
@@ -269,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_leaderboard_parser(commands)
     add_sft_qa_parser(commands)
     add_prepare_embedded_parser(commands)
+    add_sweep_parser(commands)
     return parser
 
 

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from ripplebench.editors.base import AtomicFact, Edit, Editor
 from ripplebench.harness.generation import Decode, greedy_generate
+from ripplebench.harness.journal import EditJournal
 from ripplebench.harness.models import LoadedModel
 from ripplebench.harness.prompts import render_prompt
 
@@ -120,24 +121,42 @@ class EditThenQuery:
             add_special_tokens=add_special_tokens,
         )
 
-    def run(self, queries: Sequence[Query], progress: bool = True) -> list[str]:
-        """Answer every query after applying its edits; the model is restored after each group."""
+    def run(self, queries: Sequence[Query], progress: bool = True, journal: EditJournal | None = None) -> list[str]:
+        """Answer every query after applying its edits; the model is restored after each group.
+
+        With a `journal`, groups it already holds are answered from it (the editor is not
+        applied) and every other group is journaled as soon as it is answered.
+        """
         answers: list[str] = [""] * len(queries)
         groups = group_by_edits(queries)
         for edits, indices in tqdm(groups.items(), desc="edits", unit="edit", disable=not progress):
-            started = time.perf_counter()
-            handle = self.editor.apply(self.model, edits)
-            applied = time.perf_counter()
-            try:
-                outputs = self.answer([queries[i] for i in indices], handle.context)
-            finally:
-                answered = time.perf_counter()
-                self.editor.revert(handle)
-            reverted = time.perf_counter()
-            self.edit_stats.append({**handle.stats, **timing_stats(started, applied, answered, reverted)})
+            group = [queries[i] for i in indices]
+            edit_ids = [edit.id for edit in edits]
+            questions = [query.question for query in group]
+            done = journal.lookup(edit_ids, questions) if journal is not None else None
+            if done is not None:
+                outputs, stats = list(done.answers), done.edit_stats
+            else:
+                outputs, stats = self.edit_and_answer(edits, group)
+                if journal is not None:
+                    journal.record(edit_ids, questions, outputs, stats)
+            self.edit_stats.append(stats)
             for index, output in zip(indices, outputs):
                 answers[index] = output
         return answers
+
+    def edit_and_answer(self, edits: tuple[Edit, ...], group: Sequence[Query]) -> tuple[list[str], dict[str, Any]]:
+        """Apply `edits`, answer `group`, revert; the answers and the group's edit_stats."""
+        started = time.perf_counter()
+        handle = self.editor.apply(self.model, edits)
+        applied = time.perf_counter()
+        try:
+            outputs = self.answer(group, handle.context)
+        finally:
+            answered = time.perf_counter()
+            self.editor.revert(handle)
+        reverted = time.perf_counter()
+        return outputs, {**handle.stats, **timing_stats(started, applied, answered, reverted)}
 
 
 def timing_stats(started: float, applied: float, answered: float, reverted: float) -> dict[str, float]:

@@ -8,19 +8,25 @@ Model args: `model` (alias, Hugging Face id, folder or .gguf path), `gguf_file`,
 (name or preset), `editor_config` (YAML file), `editor.<field>=value` (config overrides),
 `prompt_format` (auto, chat, qa, raw), `max_new_tokens` (default 20, as in the paper),
 `dtype`, `device`, `cache_dir`, `backend` (hf, or vllm for GPUs: harness/vllm_backend.py) with
-its `gpu_memory_utilization` and `max_model_len`.
+its `gpu_memory_utilization` and `max_model_len`, `journal` (folder of the answered-groups
+journal; default `<--output_path>/journal` when lm_eval's --output_path is set) and `resume`
+(default true; false discards the journal and starts fresh).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
+from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from lm_eval.api.model import LM
 
 from ripplebench.editors.registry import build_editor
 from ripplebench.harness.engine import EditThenQuery, Query, edits_from_doc, peak_rss_mb, summarize_edit_stats
+from ripplebench.harness.journal import EditJournal, digest
 from ripplebench.harness.judge import METADATA_PREFIX as JUDGE_PREFIX
 from ripplebench.harness import vllm_backend
 from ripplebench.harness.models import LoadedModel, load_config, load_model, resolve_model, weights_dir
@@ -55,6 +61,54 @@ def query_from_request(request: Any, max_new_tokens: int) -> Query:
     )
 
 
+def lm_eval_output_path(argv: list[str] | None = None) -> str | None:
+    """The `--output_path` of the `lm_eval` command this process runs, if any.
+
+    lm-eval does not hand its output path to the model, so the command line is read here with
+    lm-eval's own `run` parser (abbreviations and `--config FILE` included). Any other program
+    (the sweep, a script, pytest) gets None and passes `journal=` when it wants a journal.
+    """
+    argv = sys.argv if argv is None else argv
+    program = Path(argv[0]) if argv else Path()
+    if program.name not in ("lm_eval", "lm-eval") and program.parts[-2:] != ("lm_eval", "__main__.py"):
+        return None
+    import argparse
+
+    try:
+        from lm_eval._cli.run import Run
+        from lm_eval.config.evaluate_config import EvaluatorConfig
+    except ImportError as error:  # another lm-eval layout: no journal rather than no run
+        log.warning("Cannot read lm_eval's --output_path (%s); pass journal=DIR to journal answers.", error)
+        return None
+
+    parser = argparse.ArgumentParser(add_help=False)
+    Run.create(parser.add_subparsers(dest="command"))
+    arguments = argv[1:] if argv[1:2] == ["run"] else ["run", *argv[1:]]
+    known, _ = parser.parse_known_args(arguments)
+    if known.output_path is None and known.config:
+        return EvaluatorConfig.load_yaml_config(known.config).get("output_path")
+    return known.output_path
+
+
+def default_journal_dir(output_path: str | None) -> str | None:
+    """`<output folder>/journal` for lm-eval's --output_path (a folder, or a .json file in one)."""
+    if not output_path:
+        return None
+    path = Path(output_path)
+    return str((path.parent if path.suffix == ".json" else path) / "journal")
+
+
+def _parse_bool(value: bool | str, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise ValueError(f"model_args {name}={value!r} is not a boolean: use true or false.")
+
+
 class EditingLM(LM):
     """Applies each document's edit, answers that edit's questions greedily, reverts."""
 
@@ -74,6 +128,8 @@ class EditingLM(LM):
         backend: str = "hf",
         gpu_memory_utilization: float | None = None,
         max_model_len: int | None = None,
+        journal: str | None = None,
+        resume: bool | str = True,
         **extra: Any,
     ) -> None:
         super().__init__()
@@ -84,7 +140,7 @@ class EditingLM(LM):
                 f"Unknown model_args {', '.join(unknown)} for --model editing. Valid: model, "
                 "editor, editor_config, editor.<field>, gguf_file, prompt_format, "
                 "max_new_tokens, dtype, device, cache_dir, backend, gpu_memory_utilization, "
-                "max_model_len, judge_<setting>."
+                "max_model_len, journal, resume, judge_<setting>."
             )
         self.backend = str(backend)
         # None for backend=hf; checked (and vLLM's presence with it) before any model work.
@@ -107,6 +163,9 @@ class EditingLM(LM):
         self._loaded: LoadedModel | None = None
         self._vllm: vllm_backend.VLLMDecoder | None = None
         self.edit_stats: list[dict[str, Any]] = []
+        self.journal_dir = journal or default_journal_dir(lm_eval_output_path())
+        self.resume = _parse_bool(resume, "resume")
+        self.journals: list[dict[str, Any]] = []  # each task's journal summary, for the results
 
     @property
     def loaded(self) -> LoadedModel:
@@ -130,14 +189,58 @@ class EditingLM(LM):
         return resolve_prompt_format(self.requested_prompt_format, self.loaded.tokenizer)
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
-        queries = [query_from_request(request, self.max_new_tokens) for request in requests]
+        """Answer each task's requests in turn (one journal per task when journaling)."""
+        answers: list[str] = [""] * len(requests)
+        by_task: dict[str, list[int]] = defaultdict(list)
+        for index, request in enumerate(requests):
+            by_task[request.task_name].append(index)
         editor, decode = self.editor, None
         if self.backend == "vllm":
             editor, decode = vllm_backend.PushingEditor(self.editor, self.vllm), self.vllm
-        engine = EditThenQuery(self.loaded, editor, self.prompt_format, self.batch, decode=decode)
-        answers = engine.run(queries, progress=not disable_tqdm)
-        self.edit_stats.extend(engine.edit_stats)
+        for task, indices in by_task.items():
+            task_requests = [requests[i] for i in indices]
+            queries = [query_from_request(request, self.max_new_tokens) for request in task_requests]
+            engine = EditThenQuery(self.loaded, editor, self.prompt_format, self.batch, decode=decode)
+            journal = self._open_journal(task, task_requests, queries)
+            try:
+                outputs = engine.run(queries, progress=not disable_tqdm, journal=journal)
+            finally:
+                if journal is not None:
+                    journal.close()
+            if journal is not None:
+                self.journals.append({"task": task, **journal.summary()})
+                # A resume is worth seeing among lm-eval's log lines, which show warnings only.
+                (log.warning if journal.reused else log.info)(
+                    "Task %s: reused %d answered edit groups from the journal %s, answered %d.",
+                    task, journal.reused, journal.path, journal.recorded,
+                )
+            self.edit_stats.extend(engine.edit_stats)
+            for index, output in zip(indices, outputs):
+                answers[index] = output
         return answers
+
+    def journal_key(self, task: str, requests, queries: list[Query]) -> dict[str, Any]:
+        """Everything an answer depends on: model, editor config, task and its data, decoding."""
+        return {
+            "model": dataclasses.asdict(self.source),
+            "editor": self.editor_name,
+            "editor_class": type(self.editor).__name__,
+            "editor_config": dataclasses.asdict(self.editor.config),
+            "task": task,
+            "data": digest([(r.doc_id, r.doc, r.args) for r in requests]),
+            "prompt_format": self.prompt_format,
+            "decoding": sorted({(q.stops, q.max_new_tokens) for q in queries}),
+            "batch_size": self.batch,
+            "dtype": self.dtype,
+            "device": self.device_name.split(":")[0],
+            "backend": self.backend,
+        }
+
+    def _open_journal(self, task: str, requests, queries: list[Query]) -> EditJournal | None:
+        if self.journal_dir is None:
+            return None
+        key = self.journal_key(task, requests, queries)
+        return EditJournal(self.journal_dir, task, key, resume=self.resume)
 
     def loglikelihood(self, requests, disable_tqdm: bool = False):
         raise NotImplementedError(
@@ -184,5 +287,6 @@ class EditingLM(LM):
                 # e.g. training tokens per edit, for the "#tokens relative to CPT" column
                 "edit_stats": summarize_edit_stats(self.edit_stats),
                 "peak_rss_mb": round(peak_rss_mb(), 1),
+                "journals": self.journals,
             }
         }

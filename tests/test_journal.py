@@ -1,0 +1,177 @@
+"""The answered-edit-groups journal: what a killed run leaves behind, and what a rerun reuses."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from test_engine import RecordingEditor, interleaved_queries
+
+from ripplebench.harness.engine import EditThenQuery
+from ripplebench.harness.journal import EditJournal
+
+KEY = {"model": "tiny", "editor": "prepend", "editor_config": {"template": "Imagine that"}, "task": "t"}
+STATS = {"edit_seconds": 0.5, "train_tokens": 12}
+
+
+def journal_lines(journal: EditJournal) -> list[dict]:
+    return [json.loads(line) for line in journal.path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_a_reopened_journal_returns_the_answers_and_edit_stats_of_finished_groups(tmp_path):
+    journal = EditJournal(tmp_path, "t", KEY)
+    journal.record(["e1"], ["q1?", "q2?"], ["a1", "a2"], STATS)
+    journal.close()
+
+    reopened = EditJournal(tmp_path, "t", KEY)
+    record = reopened.lookup(["e1"], ["q1?", "q2?"])
+    assert (record.answers, record.edit_stats) == (("a1", "a2"), STATS)
+    assert reopened.lookup(["e2"], ["q3?"]) is None
+    assert reopened.summary()["reused_groups"] == 1
+
+
+def test_every_record_is_fsynced_before_record_returns(tmp_path, monkeypatch):
+    journal = EditJournal(tmp_path, "t", KEY)
+    synced = []
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd))
+    journal.record(["e1"], ["q1?"], ["a1"], STATS)
+    assert synced == [journal._file.fileno()]
+    # On disk already, read through another handle while the journal is still open.
+    assert journal_lines(journal)[-1]["answers"] == ["a1"]
+    journal.record(["e2"], ["q2?"], ["a2"], STATS)
+    assert len(synced) == 2
+
+
+def test_a_torn_last_line_is_ignored_and_cut_off_before_the_next_append(tmp_path):
+    journal = EditJournal(tmp_path, "t", KEY)
+    journal.record(["e1"], ["q1?"], ["a1"], STATS)
+    journal.close()
+    with journal.path.open("a", encoding="utf-8") as out:
+        out.write('{"edit_ids": ["e2"], "questions": ["q2?"], "answ')  # killed mid-write
+
+    reopened = EditJournal(tmp_path, "t", KEY)
+    assert len(reopened) == 1 and reopened.lookup(["e2"], ["q2?"]) is None
+    reopened.record(["e2"], ["q2?"], ["a2"], STATS)
+    reopened.close()
+    assert [line.get("edit_ids") for line in journal_lines(reopened)] == [None, ["e1"], ["e2"]]
+
+
+def test_a_corrupt_line_before_the_last_names_the_file_and_line(tmp_path):
+    journal = EditJournal(tmp_path, "t", KEY)
+    journal.record(["e1"], ["q1?"], ["a1"], STATS)
+    journal.record(["e2"], ["q2?"], ["a2"], STATS)
+    journal.close()
+    lines = journal.path.read_text(encoding="utf-8").splitlines()
+    lines[1] = "not json"
+    journal.path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"Journal {journal.path}, line 2: not valid JSON"):
+        EditJournal(tmp_path, "t", KEY)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"editor_config": {"template": "Suppose that"}}, {"task": "other"}, {"data": "another hash"}, {"model": "x"}],
+)
+def test_a_changed_configuration_never_sees_the_old_answers(tmp_path, change):
+    journal = EditJournal(tmp_path, "t", KEY)
+    journal.record(["e1"], ["q1?"], ["a1"], STATS)
+    journal.close()
+    changed = EditJournal(tmp_path, "t", {**KEY, **change})
+    assert changed.path != journal.path and len(changed) == 0
+    assert changed.lookup(["e1"], ["q1?"]) is None
+
+
+def test_a_journal_whose_header_names_another_configuration_is_refused(tmp_path):
+    journal = EditJournal(tmp_path, "t", KEY)
+    journal.close()
+    other = EditJournal(tmp_path, "t", {**KEY, "task": "other"})
+    other.close()
+    os.replace(other.path, journal.path)  # e.g. a file copied by hand
+    with pytest.raises(ValueError, match="was written for another configuration"):
+        EditJournal(tmp_path, "t", KEY)
+
+
+def test_resume_false_starts_fresh(tmp_path):
+    journal = EditJournal(tmp_path, "t", KEY)
+    journal.record(["e1"], ["q1?"], ["a1"], STATS)
+    journal.close()
+    fresh = EditJournal(tmp_path, "t", KEY, resume=False)
+    assert len(fresh) == 0 and fresh.lookup(["e1"], ["q1?"]) is None
+    assert len(journal_lines(fresh)) == 1  # the header only
+
+
+def test_a_group_journaled_with_other_questions_is_refused(tmp_path):
+    journal = EditJournal(tmp_path, "t", KEY)
+    journal.record(["e1"], ["q1?"], ["a1"], STATS)
+    with pytest.raises(ValueError, match="edit group e1 with other questions"):
+        journal.lookup(["e1"], ["q1?", "q9?"])
+
+
+def test_the_engine_applies_no_editor_for_journaled_groups_and_keeps_their_stats(tiny, tmp_path):
+    queries = interleaved_queries()  # edits a, b, c
+    first = EditThenQuery(tiny, RecordingEditor(), "raw", batch_size=4)
+    journal = EditJournal(tmp_path, "t", KEY)
+    expected = first.run(queries, progress=False, journal=journal)
+    journal.close()
+    assert [line.get("edit_ids") for line in journal_lines(journal)[1:]] == [["a"], ["b"], ["c"]]
+
+    # Keep only group a in the journal, as if the run had been killed after it.
+    journal.path.write_text("".join(journal.path.read_text().splitlines(keepends=True)[:2]))
+    editor = RecordingEditor()
+    second = EditThenQuery(tiny, editor, "raw", batch_size=4)
+    resumed = EditJournal(tmp_path, "t", KEY)
+    assert second.run(queries, progress=False, journal=resumed) == expected
+    assert editor.events == [("apply", ("b",)), ("revert", ("b",)), ("apply", ("c",)), ("revert", ("c",))]
+    assert second.edit_stats[0] == first.edit_stats[0]  # group a's stats, timing included, come back
+    assert (resumed.reused, resumed.recorded) == (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["/venv/bin/lm_eval", "run", "--model", "editing", "--output_path", "out", "--log_samples"], "out"),
+        (["/venv/bin/lm_eval", "--model", "editing", "-o", "out/results.json"], "out/results.json"),
+        (["/venv/lib/python3/site-packages/lm_eval/__main__.py", "--output_p", "abbreviated"], "abbreviated"),
+        (["/venv/bin/lm-eval", "run", "--model", "editing"], None),
+        (["/venv/bin/pytest", "-o", "addopts=-x"], None),  # not lm_eval: its -o means something else
+    ],
+)
+def test_the_output_path_is_read_from_lm_evals_own_command_line_only(argv, expected):
+    from ripplebench.harness.lm_model import lm_eval_output_path
+
+    assert lm_eval_output_path(argv) == expected
+
+
+def test_the_output_path_may_come_from_an_lm_eval_config_file(tmp_path):
+    from ripplebench.harness.lm_model import default_journal_dir, lm_eval_output_path
+
+    config = tmp_path / "eval.yaml"
+    config.write_text("model: editing\noutput_path: from_config\n")
+    assert lm_eval_output_path(["lm_eval", "--config", str(config)]) == "from_config"
+    assert default_journal_dir("out/results.json") == "out/journal" and default_journal_dir(None) is None
+
+
+def test_the_editing_model_reuses_journaled_groups_unless_resume_is_false(tiny_model_dir, tmp_path, monkeypatch):
+    from test_lm_eval import request
+
+    from ripplebench.harness.lm_model import EditingLM
+
+    docs = [{"edit_id": f"e{i % 2}", "fact": f"Fact {i % 2}."} for i in range(4)]
+    requests = [request(doc, f"q{i}?", i) for i, doc in enumerate(docs)]
+    args = f"model={tiny_model_dir},editor=prepend,journal={tmp_path}"
+    first = EditingLM.create_from_arg_string(args)
+    answers = first.generate_until(requests, disable_tqdm=True)
+
+    again = EditingLM.create_from_arg_string(args)
+    monkeypatch.setattr(again.editor, "apply", lambda *a: pytest.fail("a journaled edit was applied again"))
+    assert again.generate_until(requests, disable_tqdm=True) == answers
+    assert again.get_model_info()["ripplebench"]["journals"][0]["reused_groups"] == 2
+    assert again.get_model_info()["ripplebench"]["edit_stats"]["edit_groups"] == 2
+    monkeypatch.undo()
+
+    fresh = EditingLM.create_from_arg_string(args + ",resume=false")
+    assert fresh.generate_until(requests, disable_tqdm=True) == answers
+    assert fresh.journals[0]["reused_groups"] == 0 and fresh.journals[0]["answered_groups"] == 2
+    with pytest.raises(ValueError, match=r"model_args resume='maybe' is not a boolean: use true or false"):
+        EditingLM.create_from_arg_string(args + ",resume=maybe")
