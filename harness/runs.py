@@ -50,6 +50,12 @@ def _task_of_samples(path: Path) -> str:
     return path.stem
 
 
+def _visible(folder: Path, pattern: str) -> list[Path]:
+    """Files matching `pattern` below `folder`, leaving out hidden folders such as a sweep cell's
+    `.staging/`, which holds a run only while it is being saved."""
+    return sorted(p for p in folder.rglob(pattern) if not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
 def find_runs(path: str | Path) -> list[Run]:
     """Every run under a folder, or the run a results / samples file belongs to."""
     path = Path(path)
@@ -59,10 +65,10 @@ def find_runs(path: str | Path) -> list[Run]:
         return [Run(None, {_task_of_samples(path): path})]
     if not path.is_dir():
         raise FileNotFoundError(f"No lm-eval output at {path}: expected a folder, a results_*.json or a samples file.")
-    runs = [_run_of_results(results) for results in sorted(path.rglob(f"{RESULTS_PREFIX}*.json"))]
+    runs = [_run_of_results(results) for results in _visible(path, f"{RESULTS_PREFIX}*.json")]
     listed = {sample for run in runs for sample in run.samples.values()}
     runs += [
-        Run(None, {_task_of_samples(s): s}) for s in sorted(path.rglob(f"{SAMPLES_PREFIX}*.jsonl")) if s not in listed
+        Run(None, {_task_of_samples(s): s}) for s in _visible(path, f"{SAMPLES_PREFIX}*.jsonl") if s not in listed
     ]
     if not any(run.samples for run in runs):
         raise FileNotFoundError(f"No sample logs under {path}: run lm_eval with --log_samples.")
