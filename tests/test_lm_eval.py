@@ -65,7 +65,7 @@ def test_bad_model_args_fail_before_loading_weights(tiny_model_dir, monkeypatch,
 
 
 def test_unknown_model_alias_or_path_is_explained(tmp_path):
-    with pytest.raises(ValueError, match=r"neither a built-in alias \(smollm2-135m\)"):
+    with pytest.raises(ValueError, match=r"neither a built-in alias \(smollm2-135m, smollm2-135m-qa\)"):
         EditingLM(model=str(tmp_path / "missing"))
 
 

@@ -47,7 +47,7 @@ def test_the_bundled_specs_load_with_their_cells(tmp_path, monkeypatch):
         ({"tasks": None}, r"spec.yaml: 'tasks' is missing or empty"),
         ({"editors": ["rome"]}, r"spec.yaml: editors\[0\]: Unknown editor 'rome'. Available: none, prepend, cpt"),
         ({"editors": [{"editor": "cpt", "overrides": {"rate": 1}}]},
-         r"editors\[0\]: Unknown setting\(s\) rate for editor 'cpt'. Valid: batch_size"),
+         r"editors\[0\]: Unknown setting\(s\) rate for editor 'cpt' \(given as an override\)\. Valid: batch_size"),
         ({"editors": [{"editor": "cpt", "setting": 1}]}, r"editors\[0\]: unknown key\(s\) setting. Valid: editor, name"),
         ({"editors": ["cpt", {"editor": "cpt", "overrides": {"lr": 1e-4}}]},
          r"editors named cpt more than once; give each a distinct 'name'"),
