@@ -90,6 +90,18 @@ def test_pairing_key_keeps_the_own_instance_and_adds_the_group():
     assert sample_key({"doc": {**doc, "group_id": "g002"}}) == ("x1", 0, "efficacy", "g002")
 
 
+def test_every_test_split_has_multi10_and_multi20_task_files():
+    from test_tasks import TASK_DIR
+
+    for split in utils.SAMPLE_SPLITS:
+        for size in (10, 20):
+            text = (TASK_DIR / f"controlled_ripple_{split}_multi{size}.yaml").read_text()
+            assert f"split: {split}\n" in text and f"group_size: {size}\n" in text and "group_seed: 0" in text
+            assert f"include: _multi{size}_template_yaml" in text
+            template = (TASK_DIR / f"_multi{size}_template_yaml").read_text()
+            assert f"metric: efficacy_pos{size}\n" in template and f"efficacy_pos{size + 1}" not in template
+
+
 @requires_controlled_ripple_splits
 @pytest.mark.parametrize(("split", "size", "groups"), [("id", 10, 50), ("id", 20, 25), ("ood_both", 20, 18)])
 def test_multi_tasks_read_every_question_of_their_split_once(split, size, groups):
