@@ -80,7 +80,7 @@ def test_group_documents_carry_all_edits_and_go_round_robin_over_the_facts(tmp_p
 
 def test_efficacy_documents_also_report_their_position():
     doc = {"kind": "efficacy", "question": "Where?", "answers": ["Kenya"], "position": 3}
-    assert utils.process_results(doc, [" Kenya"]) == {"efficacy": 1.0, "efficacy_pos3": 1.0}
+    assert utils.process_results(doc, [" Kenya"]) == {"efficacy": 1.0, "efficacy_pos03": 1.0}
     assert utils.process_results({**doc, "kind": "specificity"}, [" no"]) == {"specificity": 0.0}
 
 
@@ -99,7 +99,8 @@ def test_every_test_split_has_multi10_and_multi20_task_files():
             assert f"split: {split}\n" in text and f"group_size: {size}\n" in text and "group_seed: 0" in text
             assert f"include: _multi{size}_template_yaml" in text
             template = (TASK_DIR / f"_multi{size}_template_yaml").read_text()
-            assert f"metric: efficacy_pos{size}\n" in template and f"efficacy_pos{size + 1}" not in template
+            assert "metric: efficacy_pos01\n" in template and f"metric: efficacy_pos{size}\n" in template
+            assert f"efficacy_pos{size + 1}" not in template
 
 
 @requires_controlled_ripple_splits
@@ -190,7 +191,7 @@ def test_lm_eval_runs_a_multi_edit_task_and_logs_group_membership(tiny_model_dir
         "--tasks", "controlled_ripple_ood_both_multi10", "--limit", "40", "--batch_size", "8", "--log_samples",
     )
     metrics = results["results"]["controlled_ripple_ood_both_multi10"]
-    assert {"efficacy,none", "specificity,none", "efficacy_pos1,none", "efficacy_pos10,none"} <= set(metrics)
+    assert {"efficacy,none", "specificity,none", "efficacy_pos01,none", "efficacy_pos10,none"} <= set(metrics)
     assert results["config"]["ripplebench"]["edit_stats"]["edit_groups"] == 2  # 24 documents in group 1, 22 in 2
     samples = [json.loads(line) for line in next(tmp_path.rglob("samples_*.jsonl")).read_text().splitlines()]
     assert len(samples) == 40 and all(s["doc"]["group_id"] in ("g001", "g002") for s in samples)

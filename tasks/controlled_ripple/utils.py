@@ -157,9 +157,9 @@ def load_group_split(split: str, group_size: int, group_seed: int = GROUP_SEED, 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
     """Score one answer: reported under `efficacy` or `specificity` by the document's kind,
     and under `llm_efficacy` / `llm_specificity` when the judge scored it. An efficacy document
-    of a multi-edit group also reports `efficacy_pos<P>`, P its fact's position in the group
-    (exact match only)."""
+    of a multi-edit group also reports `efficacy_pos<PP>`, PP its fact's position in the group, two
+    digits so that lm-eval's alphabetical table lists them in order (exact match only)."""
     score = exact_match(doc["question"], results[0], doc["answers"])
     metrics = {doc["kind"]: score}
-    by_position = {f"efficacy_pos{doc['position']}": score} if doc["kind"] == "efficacy" and "position" in doc else {}
+    by_position = {f"efficacy_pos{doc['position']:02d}": score} if doc["kind"] == "efficacy" and "position" in doc else {}
     return {**metrics, **by_position, **llm_metrics(metrics, results[0])}
