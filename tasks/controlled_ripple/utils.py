@@ -20,8 +20,8 @@ and `group_id`, `position` (1-based place of its own fact among the group's edit
 `group_size` record the membership. Groups come one after the other, so `--limit N` takes
 whole groups when N is a sum of their sizes; inside a group, documents go round-robin over the
 facts (first question of fact 1, of fact 2, ..., then every fact's second question), so a
-`--limit` that cuts a group still asks about every position: every instance has at least two
-questions, so the first 4 x group_size documents of a group ask two questions of each fact.
+`--limit` that cuts a group still asks about every position: the first 2 x group_size documents
+of a group ask one question (efficacy and specificity) of each fact.
 """
 
 from __future__ import annotations
