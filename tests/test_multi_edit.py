@@ -115,7 +115,7 @@ def test_multi_tasks_read_every_question_of_their_split_once(split, size, groups
 
 
 def test_prompt_longer_than_the_context_window_is_refused(tiny):
-    # The tiny model attends to 256 tokens; ten prepended facts of ~60 characters do not fit.
+    tiny.model.config.max_position_embeddings = 256  # ten prepended facts of ~60 characters do not fit
     engine = EditThenQuery(tiny, build_editor("prepend"), "chat", batch_size=4)
     long_group = tuple(Edit(id=f"e{i}", fact=f"{PEOPLE[i]} was born in {COUNTRIES[i]} and moved to Quixotic Land.")
                        for i in range(10))
