@@ -8,19 +8,21 @@ Sequential editing: the editor keeps K_p K_p^T, the keys of the edits it applied
 them in later updates. Applying edits without reverting them, e.g. `apply(model, batch1)` then
 `apply(model, batch2)` on the same editor, is AlphaEdit's sequential mode. `revert(handle)`
 restores the weights and forgets that apply's keys, so in the benchmark's edit-then-query loop
-(apply, answer, revert) every edit is a fresh single batch; several edits given to one `apply`
-are written as one batch.
+(apply, answer, revert) every edit group is fresh. Several edits given to one `apply` are
+written as one batch, or, with `edits_per_batch=N`, in batches of N edits one after the other
+(each preserving the keys of the batches before it: sequential editing inside one group, as the
+paper's multi-edit setting with 5 edits per batch).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
-from .base import EditHandle
+from .base import Edit, EditHandle
 from .locate.config import LocateEditConfig
 from .locate.editor import EditInputs, LocateThenEdit
 from .locate.stats import cached_tensor
@@ -33,6 +35,8 @@ class AlphaEditConfig(LocateEditConfig):
     # AlphaEdit's own settings (its Llama-3 configuration); mom2_update_weight is not used.
     nullspace_threshold: float = 2e-2
     l2: float = 10.0
+    # Edits per sequential batch within one apply; 0 writes all of them in one batch.
+    edits_per_batch: int = 0
 
 
 class AlphaEdit(LocateThenEdit):
@@ -44,6 +48,15 @@ class AlphaEdit(LocateThenEdit):
         super().__init__(config)
         self.preserved: dict[str, torch.Tensor] = {}  # weight name -> K_p K_p^T of applied edits
         self._preserved_before: dict[int, dict[str, torch.Tensor]] = {}
+
+    def check(self, model_config: Any) -> None:
+        super().check(model_config)
+        if self.config.edits_per_batch < 0:
+            raise ValueError(f"edits_per_batch must be 0 (one batch) or positive, not {self.config.edits_per_batch}.")
+
+    def batches(self, edits: Sequence[Edit]) -> list[Sequence[Edit]]:
+        size = self.config.edits_per_batch or len(edits)
+        return [edits[start : start + size] for start in range(0, len(edits), size)]
 
     def projections(self, covariances: dict[int, torch.Tensor], files: list[str]) -> dict[int, torch.Tensor]:
         """The null-space projection of each layer, cached beside its statistics file."""

@@ -100,6 +100,7 @@ class EditThenQuery:
             prompts = [
                 render_prompt(self.prompt_format, tokenizer, queries[i].question, context) for i in indices
             ]
+            self.check_fits(prompts, max_new_tokens, queries[indices[0]].edits)
             outputs = self.decode(
                 prompts, max_new_tokens=max_new_tokens, stops=stops, add_special_tokens=self.prompt_format != "chat"
             )
@@ -120,6 +121,27 @@ class EditThenQuery:
             batch_size=self.batch_size,
             add_special_tokens=add_special_tokens,
         )
+
+    def check_fits(self, prompts: Sequence[str], max_new_tokens: int, edits: Sequence[Edit]) -> None:
+        """Refuse prompts that, with the answer, would not fit the model's context window.
+
+        Nothing is truncated: cutting an in-context editor's facts would silently change the
+        experiment (e.g. prepend on a large edit group).
+        """
+        window = context_window(self.model.model.config)
+        if window is None:
+            return
+        add_special_tokens = self.prompt_format != "chat"
+        tokenizer = self.model.tokenizer
+        longest = max(len(tokenizer(prompt, add_special_tokens=add_special_tokens)["input_ids"]) for prompt in prompts)
+        if longest + max_new_tokens > window:
+            names = ", ".join(edit.id for edit in edits[:3]) + (f" and {len(edits) - 3} more" if len(edits) > 3 else "")
+            raise ValueError(
+                f"The prompt for edits {names} is {longest} tokens; with {max_new_tokens} new tokens it "
+                f"exceeds the model's context window of {window} tokens. Use fewer edits per group "
+                "(e.g. a _multi10 task instead of _multi20), a shorter max_new_tokens, or a model "
+                "with a longer window."
+            )
 
     def run(self, queries: Sequence[Query], progress: bool = True, journal: EditJournal | None = None) -> list[str]:
         """Answer every query after applying its edits; the model is restored after each group.
@@ -157,6 +179,15 @@ class EditThenQuery:
             self.editor.revert(handle)
         reverted = time.perf_counter()
         return outputs, {**handle.stats, **timing_stats(started, applied, answered, reverted)}
+
+
+def context_window(config: Any) -> int | None:
+    """The most tokens the model attends to (prompt and answer), if its config says."""
+    for name in ("max_position_embeddings", "n_positions"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
 
 
 def timing_stats(started: float, applied: float, answered: float, reverted: float) -> dict[str, float]:

@@ -1,7 +1,9 @@
 """Paired bootstrap test between two lm-eval runs, per task, metric and stratum.
 
 Samples are paired by task, filter and document: by the document's (edit_id, question_id, kind)
-when it has them, else by lm-eval's doc_id. Each metric a task reports per sample (efficacy,
+when it has them, else by lm-eval's doc_id. Documents of multi-edit tasks add their `group_id`
+(their `edit_id` is still the question's own instance), so a sample is only paired with the
+same question asked under the same group. Each metric a task reports per sample (efficacy,
 specificity, llm_efficacy, a propagation-type stratum, ...) is tested on the samples where both
 runs have it. The test resamples the paired differences with replacement; p is two-sided: the
 share of resampled mean differences at least as far from the observed one as the observed one
@@ -19,6 +21,7 @@ import numpy as np
 from ripplebench.harness.runs import Run, load_run, read_records
 
 PAIRING_FIELDS = ("edit_id", "question_id", "kind")
+GROUP_FIELD = "group_id"  # multi-edit documents: the edit group the question was asked under
 CHUNK = 1000  # resamples drawn at once, to bound memory
 
 
@@ -69,7 +72,8 @@ def sample_key(record: dict[str, Any]) -> tuple:
     """How a sample is recognised across runs."""
     doc = record.get("doc") or {}
     if all(name in doc for name in PAIRING_FIELDS):
-        return tuple(doc[name] for name in PAIRING_FIELDS)
+        group = (doc[GROUP_FIELD],) if GROUP_FIELD in doc else ()
+        return tuple(doc[name] for name in PAIRING_FIELDS) + group
     return ("doc_id", record["doc_id"])
 
 

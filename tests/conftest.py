@@ -74,7 +74,9 @@ def build_model(vocab_size: int, layers: int = 4):
         num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=256,
+        # The 400-token vocabulary makes long prompts (a prepended fact and question: ~320 tokens);
+        # the engine refuses prompts beyond this window.
+        max_position_embeddings=2048,
         bos_token_id=1,
         eos_token_id=2,
         pad_token_id=0,

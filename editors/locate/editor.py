@@ -73,20 +73,36 @@ class LocateThenEdit(Editor):
         )
         return second_moments(model, paths, layers, settings)
 
+    def batches(self, edits: Sequence[Edit]) -> list[Sequence[Edit]]:
+        """The batches `apply` writes one after the other; by default all edits in one."""
+        return [edits]
+
     def apply(self, model: LoadedModel, edits: Sequence[Edit]) -> EditHandle:
-        inputs = self.prepare(model, edits)
+        # Every batch is prepared on the unedited model, so bad edits fail before any change.
+        prepared = [self.prepare(model, batch) for batch in self.batches(edits)]
         layers = self.edited_layers(model.model.config.num_hidden_layers)
-        weights = {inputs.paths.weight_name(layer) for layer in layers}
+        weights = {prepared[0].paths.weight_name(layer) for layer in layers}
         named = [(name, parameter) for name, parameter in model.model.named_parameters() if name in weights]
         handle = EditHandle(tuple(edits), saved=snapshot_parameters(named))
         try:
-            handle.stats.update(self.edit(model, inputs))
+            stats = [self.edit(model, inputs) for inputs in prepared]
         except BaseException:
             self.revert(handle)  # never leave a half-edited model behind
             raise
-        handle.stats["atomic_facts"] = len(inputs.facts)
+        handle.stats.update(merge_batch_stats(stats))
+        handle.stats["atomic_facts"] = sum(len(inputs.facts) for inputs in prepared)
+        handle.stats["batches"] = len(prepared)
         return handle
 
     @abstractmethod
     def edit(self, model: LoadedModel, inputs: EditInputs) -> dict[str, Any]:
         """Change the weights for `inputs`; return statistics for results."""
+
+
+def merge_batch_stats(stats: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One record for several batches: numbers averaged over batches, anything else the last batch's."""
+    merged = dict(stats[-1])
+    for key, value in merged.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            merged[key] = sum(record[key] for record in stats) / len(stats)
+    return merged
