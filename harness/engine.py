@@ -1,11 +1,12 @@
-"""The edit-then-query loop: apply an edit once, answer all its questions, revert, move on."""
+"""The edit-then-query loop: apply an edit once, answer all its questions, revert, move on
+(in-context editors: many edits' questions answered in shared batches)."""
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from tqdm import tqdm
 
@@ -67,7 +68,16 @@ def group_by_edits(queries: Sequence[Query]) -> dict[tuple[Edit, ...], list[int]
 
 
 class EditThenQuery:
-    """Runs queries against a model edited by `editor`, one edit group at a time."""
+    """Runs queries against a model edited by `editor`, one edit group at a time.
+
+    A weight editor goes through apply, answer, revert for each group. An in-context editor
+    (`changes_weights = False`) never changes the model, so consecutive groups are applied
+    (each apply only builds that group's context) and their questions answered together in
+    length-sorted batches, `window_batches` batches at a time; every group's answers and
+    statistics are still known, and yielded, as soon as its window is answered.
+    """
+
+    window_batches = 8
 
     def __init__(self, model: LoadedModel, editor: Editor, prompt_format: str, batch_size: int = 16) -> None:
         self.model = model
@@ -76,17 +86,20 @@ class EditThenQuery:
         self.batch_size = batch_size
         self.edit_stats: list[dict[str, Any]] = []  # each edit group's handle.stats, in order
 
-    def answer(self, queries: Sequence[Query], context: str) -> list[str]:
-        """Answer queries on the model as it is now, batching those with equal decoding settings."""
+    def answer(self, queries: Sequence[Query], context: str = "") -> list[str]:
+        """Answer queries on the model as it is now, with `context` before each question."""
+        return self.answer_each(queries, [context] * len(queries))
+
+    def answer_each(self, queries: Sequence[Query], contexts: Sequence[str]) -> list[str]:
+        """Answer queries on the model as it is now, `contexts[i]` before question i; one batched
+        decoding pass per decoding setting (stops, max_new_tokens)."""
         answers: list[str] = [""] * len(queries)
         by_settings: dict[tuple, list[int]] = defaultdict(list)
         for index, query in enumerate(queries):
             by_settings[(query.stops, query.max_new_tokens)].append(index)
         tokenizer = self.model.tokenizer
         for (stops, max_new_tokens), indices in by_settings.items():
-            prompts = [
-                render_prompt(self.prompt_format, tokenizer, queries[i].question, context) for i in indices
-            ]
+            prompts = [render_prompt(self.prompt_format, tokenizer, queries[i].question, contexts[i]) for i in indices]
             outputs = greedy_generate(
                 self.model.model,
                 tokenizer,
@@ -103,21 +116,75 @@ class EditThenQuery:
     def run(self, queries: Sequence[Query], progress: bool = True) -> list[str]:
         """Answer every query after applying its edits; the model is restored after each group."""
         answers: list[str] = [""] * len(queries)
-        groups = group_by_edits(queries)
-        for edits, indices in tqdm(groups.items(), desc="edits", unit="edit", disable=not progress):
+        groups = list(group_by_edits(queries).items())
+        with tqdm(total=len(groups), desc="edits", unit="edit", disable=not progress) as bar:
+            for indices, outputs, stats in self.answered_groups(queries, groups):
+                self.edit_stats.append(stats)
+                for index, output in zip(indices, outputs):
+                    answers[index] = output
+                bar.update()
+        return answers
+
+    def answered_groups(
+        self, queries: Sequence[Query], groups: Sequence[tuple[tuple[Edit, ...], list[int]]]
+    ) -> Iterator[tuple[list[int], list[str], dict[str, Any]]]:
+        """Each group's (query indices, answers, statistics), in order, as soon as it is finished."""
+        if self.editor.changes_weights:
+            for edits, indices in groups:
+                yield indices, *self._edit_and_answer(queries, edits, indices)
+            return
+        window: list[tuple[tuple[Edit, ...], list[int]]] = []
+        size = self.batch_size * self.window_batches
+        for number, group in enumerate(groups):
+            window.append(group)
+            if number == len(groups) - 1 or sum(len(indices) for _, indices in window) >= size:
+                yield from self._answer_in_context(queries, window)
+                window = []
+
+    def _edit_and_answer(
+        self, queries: Sequence[Query], edits: tuple[Edit, ...], indices: list[int]
+    ) -> tuple[list[str], dict[str, Any]]:
+        started = time.perf_counter()
+        handle = self.editor.apply(self.model, edits)
+        applied = time.perf_counter()
+        try:
+            outputs = self.answer([queries[i] for i in indices], handle.context)
+        finally:
+            answered = time.perf_counter()
+            self.editor.revert(handle)
+        reverted = time.perf_counter()
+        return outputs, {**handle.stats, **timing_stats(started, applied, answered, reverted)}
+
+    def _answer_in_context(
+        self, queries: Sequence[Query], window: Sequence[tuple[tuple[Edit, ...], list[int]]]
+    ) -> Iterator[tuple[list[int], list[str], dict[str, Any]]]:
+        """Answer a window of groups of an in-context editor in shared batches.
+
+        Each group is applied and at once reverted (its handle's context is all that is
+        needed); the window's answering time is shared out by question count.
+        """
+        handles, timings = [], []
+        for edits, _ in window:
             started = time.perf_counter()
             handle = self.editor.apply(self.model, edits)
             applied = time.perf_counter()
-            try:
-                outputs = self.answer([queries[i] for i in indices], handle.context)
-            finally:
-                answered = time.perf_counter()
-                self.editor.revert(handle)
-            reverted = time.perf_counter()
-            self.edit_stats.append({**handle.stats, **timing_stats(started, applied, answered, reverted)})
-            for index, output in zip(indices, outputs):
-                answers[index] = output
-        return answers
+            self.editor.revert(handle)
+            handles.append(handle)
+            timings.append((applied - started, time.perf_counter() - applied))
+        flat = [index for _, indices in window for index in indices]
+        contexts = [handle.context for handle, (_, indices) in zip(handles, window) for _ in indices]
+        started = time.perf_counter()
+        outputs = dict(zip(flat, self.answer_each([queries[i] for i in flat], contexts)))
+        seconds = time.perf_counter() - started
+        for handle, (edit_seconds, revert_seconds), (_, indices) in zip(handles, timings, window):
+            stats = {
+                **handle.stats,
+                "edit_seconds": edit_seconds,
+                "answer_seconds": seconds * len(indices) / len(flat),
+                "revert_seconds": revert_seconds,
+                "groups_per_batch_window": len(window),
+            }
+            yield indices, [outputs[i] for i in indices], stats
 
 
 def timing_stats(started: float, applied: float, answered: float, reverted: float) -> dict[str, float]:

@@ -1,0 +1,232 @@
+"""Throughput: ripplebench's engine against a reference-style edit loop, on the same edits.
+
+    .venv/bin/python benchmarks/throughput.py --quick --out results/throughput_quick.json
+
+Both loops run in this process on the first Controlled RippleEdit `test_id` instances, with
+the same editor implementation and the same decoding function (greedy, 20 new tokens, cut at
+a newline), so what differs is the loop. The reference loop mirrors the evaluation code of
+EasyEdit and PropMEND: copy the whole state_dict, apply the edit, generate one question at a
+time, load the state_dict back. ripplebench's engine (harness/engine.py) snapshots only the
+tensors an editor touches, answers in length-sorted batches, and answers the questions of
+many edit groups in shared batches when the editor does not change weights.
+
+Both loops must give the same greedy answers: any difference is listed and the script exits
+with status 1. MEMIT's statistics cache is measured too: the first edit's edit phase with an
+empty cache folder (cold: the statistics are computed) against a fresh editor reading the
+files that run wrote (warm: a repeat run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from ripplebench.editors.base import Edit, Editor  # noqa: E402
+from ripplebench.editors.registry import build_editor  # noqa: E402
+from ripplebench.harness.engine import EditThenQuery, Query, edits_from_doc, group_by_edits, peak_rss_mb, timing_stats  # noqa: E402
+from ripplebench.harness.generation import greedy_generate  # noqa: E402
+from ripplebench.harness.models import LoadedModel, load_model, resolve_model  # noqa: E402
+from ripplebench.harness.prompts import render_prompt, resolve_prompt_format  # noqa: E402
+from ripplebench.harness.runs import write_json  # noqa: E402
+from ripplebench.tasks.controlled_ripple.utils import read_documents, split_file  # noqa: E402
+
+EDITORS = ("none", "prepend", "memit_smollm2", "propmend_smollm2_cpu", "cpt")
+PROPMEND_CHECKPOINT = Path("results/hypernets/propmend_smollm2_cpu/best.pt")
+PHASES = ("edit_seconds", "answer_seconds", "revert_seconds")
+
+
+def load_queries(edits: int) -> list[Query]:
+    """The questions of the first `edits` test_id instances, as lm-eval hands them to the engine."""
+    docs = read_documents(split_file("id"))
+    wanted = list(dict.fromkeys(doc["edit_id"] for doc in docs))[:edits]
+    return [
+        Query(edits_from_doc(doc, f"test_id document {number}"), doc["question"], ("\n",), 20)
+        for number, doc in enumerate(docs)
+        if doc["edit_id"] in wanted
+    ]
+
+
+def reset_peak_rss() -> bool:
+    """Start a new peak-RSS measurement (Linux: /proc/self/clear_refs); False where unsupported."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def reference_loop(
+    loaded: LoadedModel, editor: Editor, prompt_format: str, queries: Sequence[Query]
+) -> tuple[list[str], list[dict[str, float]]]:
+    """EasyEdit/PropMEND-style: whole-model snapshot, edit, one question at a time, reload."""
+    answers = [""] * len(queries)
+    stats = []
+    model, tokenizer = loaded.model, loaded.tokenizer
+    for edits, indices in group_by_edits(queries).items():
+        started = time.perf_counter()
+        state = {name: value.detach().clone() for name, value in model.state_dict().items()}
+        handle = editor.apply(loaded, edits)
+        applied = time.perf_counter()
+        for index in indices:
+            query = queries[index]
+            prompt = render_prompt(prompt_format, tokenizer, query.question, handle.context)
+            (answers[index],) = greedy_generate(
+                model, tokenizer, [prompt], max_new_tokens=query.max_new_tokens, stops=query.stops,
+                batch_size=1, add_special_tokens=prompt_format != "chat",
+            )
+        answered = time.perf_counter()
+        model.load_state_dict(state)
+        if hasattr(handle, "adapter"):  # a LoRA wrapper lives outside the state_dict copy
+            editor.revert(handle)
+        stats.append(timing_stats(started, applied, answered, time.perf_counter()))
+    return answers, stats
+
+
+def engine_loop(
+    loaded: LoadedModel, editor: Editor, prompt_format: str, queries: Sequence[Query], batch_size: int
+) -> tuple[list[str], list[dict[str, Any]]]:
+    engine = EditThenQuery(loaded, editor, prompt_format, batch_size)
+    return engine.run(queries, progress=False), engine.edit_stats
+
+
+def measure(loop, groups: int) -> dict[str, Any]:
+    """Run one loop; its answers, edits per minute, summed phase seconds and peak RSS."""
+    fresh_peak = reset_peak_rss()
+    started = time.perf_counter()
+    answers, stats = loop()
+    wall = time.perf_counter() - started
+    totals = {phase: round(sum(record[phase] for record in stats), 3) for phase in PHASES}
+    return {
+        "answers": answers,
+        "wall_seconds": round(wall, 3),
+        "edits_per_minute": round(groups * 60 / wall, 2),
+        **totals,
+        "revert_pct_of_edit": round(100 * totals["revert_seconds"] / max(totals["edit_seconds"], 1e-9), 3),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "peak_rss_is_this_loop": fresh_peak,
+    }
+
+
+def memit_cache_effect(loaded: LoadedModel, name: str, overrides: dict[str, Any], edits: tuple[Edit, ...]) -> dict:
+    """Edit-phase seconds of one edit with an empty statistics cache, then with a fresh editor
+    (a repeat run) reading the files the first one wrote."""
+    seconds = []
+    for _ in ("cold", "warm"):
+        editor = build_editor(name, overrides)
+        started = time.perf_counter()
+        handle = editor.apply(loaded, edits)
+        seconds.append(time.perf_counter() - started)
+        editor.revert(handle)
+    cold, warm = seconds
+    return {"cold_edit_seconds": round(cold, 3), "warm_edit_seconds": round(warm, 3), "cold_over_warm": round(cold / warm, 2)}
+
+
+def tiny_propmend_checkpoint(folder: Path) -> Path:
+    """A PropMEND hypernetwork for SmolLM2 trained for one step (the preset's shape, not its
+    quality): the benchmark measures speed, which does not depend on how well it edits."""
+    from ripplebench.editors.mend.train import MetaTrainer, load_train_config
+
+    config = load_train_config("propmend_smollm2_cpu", {"max_steps": 1, "batch_size": 1, "val_instances": 1, "out_dir": str(folder)})
+    return Path(MetaTrainer(config).train(progress=False))
+
+
+def differences(queries: Sequence[Query], reference: list[str], engine: list[str]) -> list[dict[str, str]]:
+    return [
+        {"edit": queries[i].edits[0].id, "question": queries[i].question, "reference": ref, "engine": eng}
+        for i, (ref, eng) in enumerate(zip(reference, engine))
+        if ref != eng
+    ]
+
+
+def print_table(results: dict[str, dict[str, Any]]) -> None:
+    header = (
+        f"{'editor':<22}{'ref e/min':>10}{'engine e/min':>13}{'ratio':>7}{'edit s':>9}{'answer s':>10}"
+        f"{'revert s':>10}{'rev %edit':>10}{'peak MB':>9}"
+    )
+    print(header)
+    for name, row in results.items():
+        for loop in ("reference", "engine"):
+            r = row[loop]
+            rate = f"{row['reference']['edits_per_minute']:>10.2f}{row['engine']['edits_per_minute']:>13.2f}{row['ratio']:>7.2f}" if loop == "reference" else " " * 30
+            label = name if loop == "reference" else f"  ({loop})"
+            print(
+                f"{label if loop == 'engine' else name + ' (ref)':<22}{rate}{r['edit_seconds']:>9.2f}{r['answer_seconds']:>10.2f}"
+                f"{r['revert_seconds']:>10.3f}{r['revert_pct_of_edit']:>10.2f}{r['peak_rss_mb']:>9.0f}"
+            )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a few edits (minutes on 2 cores)")
+    parser.add_argument("--edits", type=int, default=0, help="edit groups to run (default: 4 quick, 50 full)")
+    parser.add_argument("--editors", default=",".join(EDITORS), help="comma-separated editors or presets")
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--checkpoint", default="", help=f"PropMEND checkpoint (default {PROPMEND_CHECKPOINT}, else a 1-step one)")
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--out", default="", help="write the results as JSON here")
+    args = parser.parse_args(argv)
+    edits = args.edits or (4 if args.quick else 50)
+    names = [name.strip() for name in args.editors.split(",") if name.strip()]
+
+    loaded = load_model(resolve_model(args.model))
+    prompt_format = resolve_prompt_format("auto", loaded.tokenizer)
+    queries = load_queries(edits)
+    groups = list(group_by_edits(queries))
+    greedy_generate(loaded.model, loaded.tokenizer, ["Warm-up."], max_new_tokens=2)
+    scratch = Path(tempfile.mkdtemp(prefix="ripplebench-throughput-"))
+    overrides: dict[str, dict[str, Any]] = {}
+    report: dict[str, Any] = {"model": args.model, "edits": len(groups), "questions": len(queries), "quick": args.quick,
+                              "batch_size": args.batch_size, "threads": __import__("torch").get_num_threads(), "editors": {}}
+    failed = False
+    for name in names:
+        settings: dict[str, Any] = {}
+        if name.startswith("memit"):
+            settings["cache_dir"] = str(scratch / "stats")  # empty: the first edit is cold
+            if args.quick:
+                settings["mom2_n_samples"] = 500
+            report["memit_statistics_cache"] = {"settings": settings, **memit_cache_effect(loaded, name, settings, groups[0])}
+        if name.startswith("propmend"):
+            checkpoint = Path(args.checkpoint) if args.checkpoint else PROPMEND_CHECKPOINT
+            settings["checkpoint"] = str(checkpoint if checkpoint.is_file() else tiny_propmend_checkpoint(scratch / "propmend"))
+        overrides[name] = settings
+        print(f"[{name}] engine ...", file=sys.stderr, flush=True)
+        engine = measure(lambda: engine_loop(loaded, build_editor(name, settings), prompt_format, queries, args.batch_size), len(groups))
+        print(f"[{name}] reference loop ...", file=sys.stderr, flush=True)
+        reference = measure(lambda: reference_loop(loaded, build_editor(name, settings), prompt_format, queries), len(groups))
+        different = differences(queries, reference.pop("answers"), engine.pop("answers"))
+        failed |= bool(different)
+        report["editors"][name] = {
+            "settings": settings,
+            "reference": reference,
+            "engine": engine,
+            "ratio": round(engine["edits_per_minute"] / reference["edits_per_minute"], 2),
+            "different_answers": different,
+        }
+    print_table(report["editors"])
+    if "memit_statistics_cache" in report:
+        cache = report["memit_statistics_cache"]
+        print(f"MEMIT statistics cache: cold edit {cache['cold_edit_seconds']:.2f} s, warm {cache['warm_edit_seconds']:.2f} s "
+              f"({cache['cold_over_warm']:.1f}x)")
+    if args.out:
+        write_json(Path(args.out), report)
+    for name, row in report["editors"].items():
+        for item in row["different_answers"]:
+            print(f"DIFFERENT [{name}] {item['edit']} {item['question']!r}: reference {item['reference']!r}, "
+                  f"engine {item['engine']!r}", file=sys.stderr)
+    if failed:
+        print("FAIL: the engine and the reference loop gave different greedy answers (listed above).", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
