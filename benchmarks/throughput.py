@@ -31,6 +31,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from ripplebench.editors.base import Edit, Editor  # noqa: E402
+from ripplebench.editors.locate.stats import forget_read_statistics  # noqa: E402
 from ripplebench.editors.registry import build_editor  # noqa: E402
 from ripplebench.harness.engine import EditThenQuery, Query, edits_from_doc, group_by_edits, peak_rss_mb, timing_stats  # noqa: E402
 from ripplebench.harness.generation import greedy_generate  # noqa: E402
@@ -121,6 +122,7 @@ def memit_cache_effect(loaded: LoadedModel, name: str, overrides: dict[str, Any]
     (a repeat run) reading the files the first one wrote."""
     seconds = []
     for _ in ("cold", "warm"):
+        forget_read_statistics()  # a repeat run starts with nothing in memory
         editor = build_editor(name, overrides)
         started = time.perf_counter()
         handle = editor.apply(loaded, edits)
@@ -174,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--out", default="", help="write the results as JSON here")
     args = parser.parse_args(argv)
-    edits = args.edits or (4 if args.quick else 50)
+    edits = args.edits or (3 if args.quick else 50)
     names = [name.strip() for name in args.editors.split(",") if name.strip()]
 
     loaded = load_model(resolve_model(args.model))

@@ -159,3 +159,17 @@ def test_cross_group_batches_give_the_answers_of_per_group_answering(tiny):
         for q in queries
     ]
     assert answers == expected
+
+
+def test_batches_gather_rows_sharing_a_prefix_and_fill_up_otherwise():
+    from ripplebench.harness.generation import pad_after_prefix, plan_batches, shared_prefix
+
+    context_a, context_b = list(range(100, 130)), list(range(200, 230))
+    rows = [context_b + [1, 2], context_a + [3], context_b + [4], context_a + [5, 6, 7]]
+    assert plan_batches(rows, batch_size=16, steps=20) == [[1, 3], [0, 2]]
+    short = [[9, n] for n in range(6)]  # rows sharing one token: batches fill up to batch_size
+    assert [len(batch) for batch in plan_batches(short, batch_size=4, steps=20)] == [4, 2]
+    assert shared_prefix([[1, 2, 3], [1, 2, 4]]) == 2 and shared_prefix([[1, 2], [1, 2]]) == 1
+    padded = pad_after_prefix([[1, 2, 3, 4], [1, 2, 5]], 2, pad_id=0)
+    assert padded["input_ids"].tolist() == [[1, 2, 3, 4], [1, 2, 0, 5]]
+    assert padded["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 0, 1]]

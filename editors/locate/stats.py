@@ -108,6 +108,11 @@ def _read(path: str, modified_ns: int) -> dict:
     return torch.load(path)
 
 
+def forget_read_statistics() -> None:
+    """Drop the statistics read so far, so the next edit reads its files again (a new run)."""
+    _read.cache_clear()
+
+
 def second_moments(
     loaded: LoadedModel, paths: ModulePaths, layers: Sequence[int], settings: StatsSettings
 ) -> tuple[dict[int, torch.Tensor], dict[str, object]]:
