@@ -72,9 +72,10 @@ class EditThenQuery:
 
     A weight editor goes through apply, answer, revert for each group. An in-context editor
     (`changes_weights = False`) never changes the model, so consecutive groups are applied
-    (each apply only builds that group's context) and their questions answered together in
-    length-sorted batches, `window_batches` batches at a time; every group's answers and
-    statistics are still known, and yielded, as soon as its window is answered.
+    (each apply only builds that group's context) and their questions answered together,
+    `window_batches` batches' worth at a time (greedy_generate plans the batches so that
+    prompts sharing a prefix share its KV cache); every group's answers and statistics are
+    still known, and yielded, as soon as its window is answered.
     """
 
     window_batches = 8
