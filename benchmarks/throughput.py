@@ -19,8 +19,8 @@ fresh editor reading the files that edit wrote (warm: a repeat run).
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -221,8 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cache = report["memit_statistics_cache"]
         print(f"MEMIT statistics cache: cold edit {cache['cold_edit_seconds']:.2f} s, warm {cache['warm_edit_seconds']:.2f} s "
               f"({cache['cold_over_warm']:.1f}x)")
-    if args.out:
-        write_json(Path(args.out), report)
+    shutil.rmtree(scratch, ignore_errors=True)
     for name, row in report["editors"].items():
         for item in row["different_answers"]:
             print(f"DIFFERENT [{name}] {item['edit']} {item['question']!r}: reference {item['reference']!r}, "
