@@ -2,8 +2,8 @@
 
 An editor is built from a config dataclass. `apply(model, edits)` changes the model (or, for
 in-context editors, the prompts) and returns an `EditHandle`; `revert(handle)` restores the
-model bit-for-bit. Weight editors snapshot exactly the tensors they will touch, so a revert
-costs time proportional to what the editor changed, never a copy of the whole model.
+model bit-for-bit. Weight editors snapshot exactly the tensors they will touch (the snapshot is
+the only copy), and a revert swaps the saved tensors back in without copying.
 """
 
 from __future__ import annotations
@@ -65,11 +65,15 @@ class Editor(ABC):
     """Base class of every editor. Subclasses set `description` and `config_class`.
 
     Built-in editors also set `name`; a third-party editor is named by its entry point.
+    An in-context editor sets `changes_weights = False`: its `apply` only builds the handle's
+    `context` and never touches the model, so the engine answers the questions of many edit
+    groups in shared batches instead of one apply-answer-revert cycle per group.
     """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     config_class: ClassVar[type[EditorConfig]] = EditorConfig
+    changes_weights: ClassVar[bool] = True
 
     def __init__(self, config: EditorConfig | None = None) -> None:
         self.config = config if config is not None else self.config_class()
@@ -103,7 +107,10 @@ def snapshot_parameters(
 
 
 def restore_parameters(saved: dict[str, tuple[torch.nn.Parameter, torch.Tensor]]) -> None:
-    """Copy saved values back into their parameters in place, bit-for-bit."""
-    with torch.no_grad():
-        for parameter, value in saved.values():
-            parameter.copy_(value)
+    """Put saved values back into their parameters, bit-for-bit.
+
+    Each parameter takes the saved tensor as its data (the edited one is freed), so a revert
+    costs no copy however large the edit; the saved values must not be used afterwards.
+    """
+    for parameter, value in saved.values():
+        parameter.data = value

@@ -10,6 +10,7 @@ from .base import Edit, EditHandle, Editor
 class NoEdit(Editor):
     name = "none"
     description = "No edit: answers with the unedited model (baseline)."
+    changes_weights = False
 
     def apply(self, model, edits: Sequence[Edit]) -> EditHandle:
         return EditHandle(tuple(edits))

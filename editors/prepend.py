@@ -30,6 +30,7 @@ class PrependConfig(EditorConfig):
 class Prepend(Editor):
     name = "prepend"
     description = 'In-context: "Imagine that <fact>" before each question (not parametric).'
+    changes_weights = False
     config_class = PrependConfig
 
     def context_for(self, edit: Edit) -> str:

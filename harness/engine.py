@@ -1,11 +1,12 @@
-"""The edit-then-query loop: apply an edit once, answer all its questions, revert, move on."""
+"""The edit-then-query loop: apply an edit once, answer all its questions, revert, move on
+(in-context editors: many edits' questions answered in shared batches)."""
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from tqdm import tqdm
 
@@ -70,9 +71,15 @@ def group_by_edits(queries: Sequence[Query]) -> dict[tuple[Edit, ...], list[int]
 class EditThenQuery:
     """Runs queries against a model edited by `editor`, one edit group at a time.
 
-    `decode` answers rendered prompts; the default is transformers' greedy generate on `model`
-    (harness/vllm_backend.py provides the vLLM one).
+    A weight editor goes through apply, answer, revert for each group. An in-context editor
+    (`changes_weights = False`) never changes the model, so consecutive groups are applied
+    (each apply only builds that group's context) and their questions answered together,
+    `window_batches` batches' worth at a time (greedy_generate plans the batches so that
+    prompts sharing a prefix share its KV cache); every group's answers and statistics are
+    still known, and yielded, as soon as its window is answered.
     """
+
+    window_batches = 8
 
     def __init__(
         self,
@@ -86,20 +93,24 @@ class EditThenQuery:
         self.editor = editor
         self.prompt_format = prompt_format
         self.batch_size = batch_size
+        # Answers rendered prompts: transformers' greedy generate by default, or the vLLM backend's.
         self.decode = decode or self.hf_decode
         self.edit_stats: list[dict[str, Any]] = []  # each edit group's handle.stats, in order
 
-    def answer(self, queries: Sequence[Query], context: str) -> list[str]:
-        """Answer queries on the model as it is now, batching those with equal decoding settings."""
+    def answer(self, queries: Sequence[Query], context: str = "") -> list[str]:
+        """Answer queries on the model as it is now, with `context` before each question."""
+        return self.answer_each(queries, [context] * len(queries))
+
+    def answer_each(self, queries: Sequence[Query], contexts: Sequence[str]) -> list[str]:
+        """Answer queries on the model as it is now, `contexts[i]` before question i; one batched
+        decoding pass per decoding setting (stops, max_new_tokens)."""
         answers: list[str] = [""] * len(queries)
         by_settings: dict[tuple, list[int]] = defaultdict(list)
         for index, query in enumerate(queries):
             by_settings[(query.stops, query.max_new_tokens)].append(index)
         tokenizer = self.model.tokenizer
         for (stops, max_new_tokens), indices in by_settings.items():
-            prompts = [
-                render_prompt(self.prompt_format, tokenizer, queries[i].question, context) for i in indices
-            ]
+            prompts = [render_prompt(self.prompt_format, tokenizer, queries[i].question, contexts[i]) for i in indices]
             self.check_fits(prompts, max_new_tokens, queries[indices[0]].edits)
             outputs = self.decode(
                 prompts, max_new_tokens=max_new_tokens, stops=stops, add_special_tokens=self.prompt_format != "chat"
@@ -150,35 +161,93 @@ class EditThenQuery:
         applied) and every other group is journaled as soon as it is answered.
         """
         answers: list[str] = [""] * len(queries)
-        groups = group_by_edits(queries)
-        for edits, indices in tqdm(groups.items(), desc="edits", unit="edit", disable=not progress):
-            group = [queries[i] for i in indices]
-            edit_ids = [edit.id for edit in edits]
-            questions = [query.question for query in group]
-            done = journal.lookup(edit_ids, questions) if journal is not None else None
-            if done is not None:
-                outputs, stats = list(done.answers), done.edit_stats
-            else:
-                outputs, stats = self.edit_and_answer(edits, group)
+        groups = list(group_by_edits(queries).items())
+        pending = []
+        with tqdm(total=len(groups), desc="edits", unit="edit", disable=not progress) as bar:
+
+            def keep(indices: list[int], outputs: Sequence[str], stats: dict[str, Any]) -> None:
+                self.edit_stats.append(stats)
+                for index, output in zip(indices, outputs):
+                    answers[index] = output
+                bar.update()
+
+            for edits, indices in groups:
+                done = journal.lookup(*self._journal_key(queries, edits, indices)) if journal is not None else None
+                if done is None:
+                    pending.append((edits, indices))
+                else:
+                    keep(indices, done.answers, done.edit_stats)
+            for indices, outputs, stats in self.answered_groups(queries, pending):
                 if journal is not None:
-                    journal.record(edit_ids, questions, outputs, stats)
-            self.edit_stats.append(stats)
-            for index, output in zip(indices, outputs):
-                answers[index] = output
+                    journal.record(*self._journal_key(queries, queries[indices[0]].edits, indices), outputs, stats)
+                keep(indices, outputs, stats)
         return answers
 
-    def edit_and_answer(self, edits: tuple[Edit, ...], group: Sequence[Query]) -> tuple[list[str], dict[str, Any]]:
-        """Apply `edits`, answer `group`, revert; the answers and the group's edit_stats."""
+    @staticmethod
+    def _journal_key(queries: Sequence[Query], edits: tuple[Edit, ...], indices: list[int]) -> tuple[list[str], list[str]]:
+        """A group's journal identity: its edit ids and its questions, in order."""
+        return [edit.id for edit in edits], [queries[i].question for i in indices]
+
+    def answered_groups(
+        self, queries: Sequence[Query], groups: Sequence[tuple[tuple[Edit, ...], list[int]]]
+    ) -> Iterator[tuple[list[int], list[str], dict[str, Any]]]:
+        """Each group's (query indices, answers, statistics), in order, as soon as it is finished."""
+        if self.editor.changes_weights:
+            for edits, indices in groups:
+                yield indices, *self._edit_and_answer(queries, edits, indices)
+            return
+        window: list[tuple[tuple[Edit, ...], list[int]]] = []
+        size = self.batch_size * self.window_batches
+        for number, group in enumerate(groups):
+            window.append(group)
+            if number == len(groups) - 1 or sum(len(indices) for _, indices in window) >= size:
+                yield from self._answer_in_context(queries, window)
+                window = []
+
+    def _edit_and_answer(
+        self, queries: Sequence[Query], edits: tuple[Edit, ...], indices: list[int]
+    ) -> tuple[list[str], dict[str, Any]]:
         started = time.perf_counter()
         handle = self.editor.apply(self.model, edits)
         applied = time.perf_counter()
         try:
-            outputs = self.answer(group, handle.context)
+            outputs = self.answer([queries[i] for i in indices], handle.context)
         finally:
             answered = time.perf_counter()
             self.editor.revert(handle)
         reverted = time.perf_counter()
         return outputs, {**handle.stats, **timing_stats(started, applied, answered, reverted)}
+
+    def _answer_in_context(
+        self, queries: Sequence[Query], window: Sequence[tuple[tuple[Edit, ...], list[int]]]
+    ) -> Iterator[tuple[list[int], list[str], dict[str, Any]]]:
+        """Answer a window of groups of an in-context editor in shared batches.
+
+        Each group is applied and at once reverted (its handle's context is all that is
+        needed); the window's answering time is shared out by question count.
+        """
+        handles, timings = [], []
+        for edits, _ in window:
+            started = time.perf_counter()
+            handle = self.editor.apply(self.model, edits)
+            applied = time.perf_counter()
+            self.editor.revert(handle)
+            handles.append(handle)
+            timings.append((applied - started, time.perf_counter() - applied))
+        flat = [index for _, indices in window for index in indices]
+        contexts = [handle.context for handle, (_, indices) in zip(handles, window) for _ in indices]
+        started = time.perf_counter()
+        outputs = dict(zip(flat, self.answer_each([queries[i] for i in flat], contexts)))
+        seconds = time.perf_counter() - started
+        for handle, (edit_seconds, revert_seconds), (_, indices) in zip(handles, timings, window):
+            stats = {
+                **handle.stats,
+                "edit_seconds": edit_seconds,
+                "answer_seconds": seconds * len(indices) / len(flat),
+                "revert_seconds": revert_seconds,
+                "groups_per_batch_window": len(window),
+            }
+            yield indices, [outputs[i] for i in indices], stats
 
 
 def context_window(config: Any) -> int | None:

@@ -89,3 +89,87 @@ def test_documents_may_carry_several_edits():
 def test_generation_is_cut_at_the_first_stop_sequence():
     assert truncate_at_stops(" Paris.\nQ: next", ["\n", "Q:"]) == " Paris."
     assert truncate_at_stops("no stop here", ["\n"]) == "no stop here"
+
+
+class ContextEditor(RecordingEditor):
+    """An in-context editor: declares that it never changes weights."""
+
+    changes_weights = False
+
+
+def test_built_in_context_editors_declare_that_they_change_no_weights():
+    from ripplebench.editors.registry import build_editor
+
+    assert not build_editor("none").changes_weights and not build_editor("prepend").changes_weights
+    assert build_editor("cpt").changes_weights and build_editor("memit").changes_weights
+
+
+def test_a_context_editor_answers_many_groups_in_one_batched_pass(tiny, monkeypatch):
+    import ripplebench.harness.engine as engine
+
+    calls = []
+
+    def fake_generate(model, tokenizer, prompts, **kwargs):
+        calls.append(list(prompts))
+        return [prompt.upper() for prompt in prompts]
+
+    monkeypatch.setattr(engine, "greedy_generate", fake_generate)
+    editor = ContextEditor()
+    runner = EditThenQuery(tiny, editor, "raw", batch_size=2)
+    answers = runner.run(interleaved_queries(), progress=False)
+    assert len(calls) == 1 and len(calls[0]) == 6  # three groups, one decoding pass
+    assert answers[3] == "[C] QUESTION 3?" and answers[4] == "[B] QUESTION 4?"
+    # apply builds the context and is reverted at once: never two handles alive
+    assert editor.events == [(kind, (edit,)) for edit in "abc" for kind in ("apply", "revert")]
+    assert [stats["groups_per_batch_window"] for stats in runner.edit_stats] == [3, 3, 3]
+    shares = [stats["answer_seconds"] for stats in runner.edit_stats]
+    assert shares[0] == pytest.approx(3 * shares[2])  # group a asked 3 questions, c one
+
+
+def test_windows_of_groups_each_hold_about_window_batches_of_questions(tiny, monkeypatch):
+    import ripplebench.harness.engine as engine
+
+    sizes = []
+    monkeypatch.setattr(engine, "greedy_generate", lambda m, t, prompts, **kw: sizes.append(len(prompts)) or list(prompts))
+    monkeypatch.setattr(EditThenQuery, "window_batches", 1)
+    edits = [Edit(id=str(n), fact=f"Fact {n}.") for n in range(5)]
+    queries = [Query(edits=(edit,), question=f"q{n}{k}?") for n, edit in enumerate(edits) for k in range(2)]
+    runner = EditThenQuery(tiny, ContextEditor(), "raw", batch_size=3)
+    assert runner.run(queries, progress=False) == [f"[{q.edits[0].id}] {q.question}" for q in queries]
+    assert sizes == [4, 4, 2] and len(runner.edit_stats) == 5
+
+
+def test_cross_group_batches_give_the_answers_of_per_group_answering(tiny):
+    """Length-sorted batches over many groups answer as one-group, one-question-at-a-time decoding."""
+    from ripplebench.editors.registry import build_editor
+    from ripplebench.harness.generation import greedy_generate
+    from ripplebench.harness.prompts import render_prompt
+
+    facts = ["Elizabeth Ruiz was born in Kenya.", "Veltrix Dynamics was founded in France.", "Adam was born in Norway."]
+    edits = [Edit(id=str(n), fact=fact, subject_type="person") for n, fact in enumerate(facts)]
+    questions = ["What is the capital of Malaysia?", "Where was she born?", "What is the currency of Kenya?"]
+    queries = [Query(edits=(edit,), question=q, stops=("\n",), max_new_tokens=8) for edit in edits for q in questions]
+    editor = build_editor("prepend")
+    answers = EditThenQuery(tiny, editor, "chat", batch_size=4).run(queries, progress=False)
+    expected = [
+        greedy_generate(
+            tiny.model, tiny.tokenizer, [render_prompt("chat", tiny.tokenizer, q.question, editor.apply(tiny, q.edits).context)],
+            max_new_tokens=8, stops=("\n",), batch_size=1, add_special_tokens=False,
+        )[0]
+        for q in queries
+    ]
+    assert answers == expected
+
+
+def test_batches_gather_rows_sharing_a_prefix_and_fill_up_otherwise():
+    from ripplebench.harness.generation import pad_after_prefix, plan_batches, shared_prefix
+
+    context_a, context_b = list(range(100, 130)), list(range(200, 230))
+    rows = [context_b + [1, 2], context_a + [3], context_b + [4], context_a + [5, 6, 7]]
+    assert plan_batches(rows, batch_size=16, steps=20) == [[1, 3], [0, 2]]
+    short = [[9, n] for n in range(6)]  # rows sharing one token: batches fill up to batch_size
+    assert [len(batch) for batch in plan_batches(short, batch_size=4, steps=20)] == [4, 2]
+    assert shared_prefix([[1, 2, 3], [1, 2, 4]]) == 2 and shared_prefix([[1, 2], [1, 2]]) == 1
+    padded = pad_after_prefix([[1, 2, 3, 4], [1, 2, 5]], 2, pad_id=0)
+    assert padded["input_ids"].tolist() == [[1, 2, 3, 4], [1, 2, 0, 5]]
+    assert padded["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 0, 1]]

@@ -44,6 +44,7 @@ class LocateThenEdit(Editor):
         super().__init__(config)
         # Results record the editor config, so they name the corpus `auto` stood for.
         self.config.mom2_dataset = resolve_auto(self.config.mom2_dataset)
+        self._prefixes: tuple[torch.nn.Module, tuple[int, int, int], list[str]] | None = None
 
     def edited_layers(self, num_layers: int) -> list[int]:
         """Every layer whose down projection this config edits."""
@@ -55,10 +56,19 @@ class LocateThenEdit(Editor):
     def prepare(self, model: LoadedModel, edits: Sequence[Edit]) -> EditInputs:
         facts = atomic_facts(edits)
         paths = resolve_paths(model.model, self.config.layer_module_tmp, self.config.rewrite_module_tmp)
-        prefixes = generate_prefixes(model, self.config.prefix_count, self.config.prefix_length, self.config.seed)
+        prefixes = self.prefixes(model)
         rows = encode_rows(model.tokenizer, facts, ["", *prefixes]).to(model.device)
         bare = torch.arange(len(facts), device=model.device) * (1 + len(prefixes))
         return EditInputs(facts, paths, prefixes, rows, bare)
+
+    def prefixes(self, model: LoadedModel) -> list[str]:
+        """MEMIT's generated prefixes, sampled once per model and reused by later edits (as
+        MEMIT's own code does); the engine applies every edit to the unedited model, so the
+        sampled texts are the same as sampling again."""
+        settings = (self.config.prefix_count, self.config.prefix_length, self.config.seed)
+        if self._prefixes is None or self._prefixes[0] is not model.model or self._prefixes[1] != settings:
+            self._prefixes = (model.model, settings, generate_prefixes(model, *settings))
+        return self._prefixes[2]
 
     def covariances(
         self, model: LoadedModel, paths: ModulePaths, layers: Sequence[int]

@@ -2,13 +2,15 @@
 
 The cache lives in $RIPPLEBENCH_CACHE/stats (default ~/.cache/ripplebench/stats), one file per
 (model identity, down-projection module, corpus, document count, max length, dtype), so every
-run and every editor that needs the same statistics reads them instead of recomputing. Files
+run and every editor that needs the same statistics reads them instead of recomputing (once per
+process: later edits reuse the tensors read, which callers must not modify in place). Files
 are written to a temporary name and renamed, so an interrupted run leaves no partial file.
 AlphaEdit's null-space projections are cached next to the statistics they come from.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -100,6 +102,17 @@ def _compute(loaded: LoadedModel, paths: ModulePaths, layers: Sequence[int], set
     }
 
 
+@functools.lru_cache(maxsize=64)
+def _read(path: str, modified_ns: int) -> dict:
+    """A statistics file, read from disk once per process (and again only if it changes)."""
+    return torch.load(path)
+
+
+def forget_read_statistics() -> None:
+    """Drop the statistics read so far, so the next edit reads its files again (a new run)."""
+    _read.cache_clear()
+
+
 def second_moments(
     loaded: LoadedModel, paths: ModulePaths, layers: Sequence[int], settings: StatsSettings
 ) -> tuple[dict[int, torch.Tensor], dict[str, object]]:
@@ -112,7 +125,7 @@ def second_moments(
     if missing:
         for layer, value in _compute(loaded, paths, missing, settings).items():
             _save(value, files[layer])
-    loaded_stats = {layer: torch.load(files[layer]) for layer in layers}
+    loaded_stats = {layer: _read(str(files[layer]), files[layer].stat().st_mtime_ns) for layer in layers}
     record = {
         "mom2_corpus": settings.corpus.id,
         "mom2_corpus_description": settings.corpus.description,
