@@ -355,8 +355,8 @@ def test_a_missing_checkpoint_is_one_line_naming_the_presets_command_and_time(ti
     assert message.startswith("Hypernetwork 'propmend_smollm2_cpu' is not trained here (no ")
     assert str(cache / "hypernets" / "propmend_smollm2_cpu") in message
     assert "Train it with `ripplebench train-editor propmend_smollm2_cpu` (measured CPU time: 30 min on 2 cores)" in message
-    with pytest.raises(FileNotFoundError, match="`ripplebench train-editor rledit_smollm2_cpu` \\(CPU time not measured\\)"):
-        build_editor("rledit_smollm2_cpu").check(None)
+    with pytest.raises(FileNotFoundError, match="`ripplebench train-editor rledit_smollm2` \\(CPU time not measured\\)"):
+        build_editor("rledit_smollm2").check(None)
 
 
 def test_the_editors_list_says_which_hypernetworks_are_trained_here(checkpoint, cache, capsys):
