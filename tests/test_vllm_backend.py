@@ -301,7 +301,8 @@ def test_context_editors_push_nothing(tiny, fake_vllm, name):
     editor = PushingEditor(build_editor(name), fake_vllm)
     queries = [Query((EDIT,), "Where was Elizabeth Ruiz born?"), Query((OTHER,), "Where?")]
     EditThenQuery(tiny, editor, "chat", decode=fake_vllm).run(queries, progress=False)
-    assert [event[0] for event in fake_vllm.llm.events] == ["generate", "generate"]
+    # No weights change, so both edit groups are answered in one shared generate call.
+    assert [event[0] for event in fake_vllm.llm.events] == ["generate"]
 
 
 def test_cpt_on_a_layer_range_pushes_that_layers_tensors(tiny, fake_vllm):
