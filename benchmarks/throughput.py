@@ -43,7 +43,6 @@ from ripplebench.harness.runs import write_json  # noqa: E402
 from ripplebench.tasks.controlled_ripple.utils import read_documents, split_file  # noqa: E402
 
 EDITORS = ("none", "prepend", "memit_smollm2", "propmend_smollm2_cpu", "cpt")
-PROPMEND_CHECKPOINT = Path("results/hypernets/propmend_smollm2_cpu/best.pt")
 PHASES = ("edit_seconds", "answer_seconds", "revert_seconds")
 # --quick: MEMIT with one prefix, 5 v* steps and statistics on 200 documents, so that an edit
 # takes seconds, not minutes, on a shared CPU; the full mode runs the preset as it is.
@@ -170,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--edits", type=int, default=0, help="edit groups to run (default: 2 quick, 50 full)")
     parser.add_argument("--editors", default=",".join(EDITORS), help="comma-separated editors or presets")
     parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--checkpoint", default="", help=f"PropMEND checkpoint (default {PROPMEND_CHECKPOINT}, else a 1-step one)")
+    parser.add_argument("--checkpoint", default="", help="PropMEND checkpoint (default: the preset's, where it is trained here, else a 1-step one)")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--out", default="", help="write the results as JSON here")
     args = parser.parse_args(argv)
@@ -194,8 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 settings.update(QUICK_MEMIT)
             cold = cold_edit_seconds(loaded, name, settings, groups[0])
         if name.startswith("propmend"):
-            checkpoint = Path(args.checkpoint) if args.checkpoint else PROPMEND_CHECKPOINT
-            settings["checkpoint"] = str(checkpoint if checkpoint.is_file() else tiny_propmend_checkpoint(scratch / "propmend"))
+            checkpoint = Path(args.checkpoint) if args.checkpoint else build_editor(name).checkpoint_path()
+            trained = checkpoint is not None and checkpoint.is_file()
+            settings["checkpoint"] = str(checkpoint if trained else tiny_propmend_checkpoint(scratch / "propmend"))
         print(f"[{name}] engine ...", file=sys.stderr, flush=True)
         engine = measure(lambda: engine_loop(loaded, build_editor(name, settings), prompt_format, queries, args.batch_size), len(groups))
         print(f"[{name}] reference loop ...", file=sys.stderr, flush=True)

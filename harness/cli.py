@@ -224,10 +224,10 @@ def train_editor(args: argparse.Namespace) -> int:
 
 def run_sweep(args: argparse.Namespace) -> int:
     """Run every (model, editor, task) cell of a sweep spec; finished cells are skipped."""
-    from ripplebench.harness.sweep import SpecError, load_spec, run_sweep as run
+    from ripplebench.harness.sweep import SpecError, load_spec, run_sweep as run, select
 
     try:
-        report = run(load_spec(args.spec))
+        report = run(select(load_spec(args.spec), _names(args.editors), _names(args.tasks)))
     except SpecError as error:
         print(f"ripplebench sweep: {error}", file=sys.stderr)
         return 2
@@ -245,7 +245,13 @@ def add_sweep_parser(commands) -> None:
         "crash: finished cells are skipped and a killed cell resumes from its answered edit groups.",
     )
     parser.add_argument("spec", help="a sweep YAML file, or a bundled spec name (smoke, embedded, paper_llama3_1b)")
+    parser.add_argument("--editors", default="", help="comma-separated: run only these of the spec's editors")
+    parser.add_argument("--tasks", default="", help="comma-separated: run only these of the spec's tasks")
     parser.set_defaults(run=run_sweep)
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def build_parser() -> argparse.ArgumentParser:

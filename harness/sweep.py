@@ -10,13 +10,14 @@ exists is skipped, and a cell killed mid-way resumes from its journal of answere
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import yaml
 
@@ -151,6 +152,22 @@ def load_spec(name: str | Path) -> Spec:
         if repeated:
             raise SpecError(f"{path}: {kind} named {', '.join(repeated)} more than once; give each a distinct 'name'.")
     return spec
+
+
+def select(spec: Spec, editors: Sequence[str] = (), tasks: Sequence[str] = ()) -> Spec:
+    """The spec narrowed to some of its editors and tasks (all where none are named), so a long
+    sweep can run its cheap cells first; the cells keep their folders, so nothing is redone."""
+    chosen = {}
+    for kind, names, valid in (("editors", editors, [e.name for e in spec.editors]), ("tasks", tasks, spec.tasks)):
+        unknown = [name for name in names if name not in valid]
+        if unknown:
+            raise SpecError(f"{spec.path} has no {kind} {', '.join(unknown)}; it has {', '.join(valid)}.")
+        chosen[kind] = set(names or valid)
+    return dataclasses.replace(
+        spec,
+        editors=[entry for entry in spec.editors if entry.name in chosen["editors"]],
+        tasks=[task for task in spec.tasks if task in chosen["tasks"]],
+    )
 
 
 def _check_keys(data: dict, valid: tuple[str, ...], where: str) -> None:

@@ -9,7 +9,7 @@ import yaml
 from helpers import requires_controlled_ripple_splits
 
 from ripplebench.harness.cli import main
-from ripplebench.harness.sweep import SpecError, load_spec, run_sweep
+from ripplebench.harness.sweep import SpecError, load_spec, run_sweep, select
 
 VALID = {"output": "runs", "models": ["smollm2-135m"], "editors": ["none"], "tasks": ["controlled_ripple_id"]}
 
@@ -71,6 +71,19 @@ def test_an_unknown_task_is_refused_with_the_tasks_that_exist(tmp_path):
 def test_the_command_prints_one_line_for_a_bad_spec(tmp_path, capsys):
     assert main(["sweep", str(tmp_path / "missing.yaml")]) == 2
     assert "does not exist: pass a YAML file or a bundled spec (embedded, paper_llama3_1b, smoke)" in capsys.readouterr().err
+
+
+def test_a_sweep_narrowed_to_some_editors_and_tasks_keeps_their_cell_folders():
+    embedded = load_spec("embedded")
+    narrow = select(embedded, ["prepend", "none"], ["controlled_ripple_ood_both"])
+    assert [cell.label for cell in narrow.cells()] == [
+        "smollm2-135m / none / controlled_ripple_ood_both",
+        "smollm2-135m / prepend / controlled_ripple_ood_both",
+    ]
+    assert {cell.folder for cell in narrow.cells()} <= {cell.folder for cell in embedded.cells()}
+    assert select(embedded).cells() == embedded.cells()
+    with pytest.raises(SpecError, match=r"embedded.yaml has no editors rome; it has none, prepend, cpt"):
+        select(embedded, ["rome"])
 
 
 @requires_controlled_ripple_splits
