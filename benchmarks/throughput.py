@@ -136,7 +136,8 @@ def cold_edit_seconds(loaded: LoadedModel, name: str, overrides: dict[str, Any],
 def tiny_propmend_checkpoint(folder: Path) -> Path:
     """A PropMEND hypernetwork for SmolLM2 trained for one step (the preset's shape, not its
     quality): the benchmark measures speed, which does not depend on how well it edits."""
-    from ripplebench.editors.mend.train import MetaTrainer, load_train_config
+    from ripplebench.editors.mend.config import load_train_config
+    from ripplebench.editors.mend.train import MetaTrainer
 
     config = load_train_config("propmend_smollm2_cpu", {"max_steps": 1, "batch_size": 1, "val_instances": 1, "out_dir": str(folder)})
     return Path(MetaTrainer(config).train(progress=False))

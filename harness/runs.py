@@ -1,11 +1,15 @@
 """lm-eval output folders: find a run's results file and per-task sample logs, read and rewrite them.
 
 `lm_eval --output_path OUT --log_samples` writes OUT/<model>/results_<time>.json and, per task,
-OUT/<model>/samples_<task>_<time>.jsonl (one JSON record per document and filter).
+OUT/<model>/samples_<task>_<time>.jsonl (one JSON record per document and filter). A sample log
+may also be gzipped (`.jsonl.gz`, as a sweep with `compress_samples` keeps it): everything here
+reads and writes both.
 """
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import os
 import tempfile
@@ -15,6 +19,7 @@ from typing import Any, Iterable
 
 RESULTS_PREFIX = "results_"
 SAMPLES_PREFIX = "samples_"
+SAMPLE_SUFFIXES = (".jsonl", ".jsonl.gz")
 
 
 @dataclass
@@ -33,21 +38,31 @@ def _timestamp(results: Path) -> str:
     return results.stem[len(RESULTS_PREFIX) :]
 
 
+def _sample_stem(path: Path) -> str:
+    """The name without `.jsonl` or `.jsonl.gz`."""
+    name = path.name
+    for suffix in sorted(SAMPLE_SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
 def _run_of_results(results: Path) -> Run:
     stamp = _timestamp(results)
-    suffix = f"_{stamp}.jsonl"
     samples = {
-        path.name[len(SAMPLES_PREFIX) : -len(suffix)]: path
-        for path in sorted(results.parent.glob(f"{SAMPLES_PREFIX}*{suffix}"))
+        _sample_stem(path)[len(SAMPLES_PREFIX) : -len(stamp) - 1]: path
+        for suffix in SAMPLE_SUFFIXES
+        for path in sorted(results.parent.glob(f"{SAMPLES_PREFIX}*_{stamp}{suffix}"))
     }
     return Run(results, samples)
 
 
 def _task_of_samples(path: Path) -> str:
-    """`samples_<task>_<time>.jsonl` -> task; any other JSON-lines file is named by its stem."""
-    if path.name.startswith(SAMPLES_PREFIX) and "_" in path.stem[len(SAMPLES_PREFIX) :]:
-        return path.stem[len(SAMPLES_PREFIX) :].rsplit("_", 1)[0]
-    return path.stem
+    """`samples_<task>_<time>.jsonl[.gz]` -> task; any other JSON-lines file is named by its stem."""
+    stem = _sample_stem(path)
+    if stem.startswith(SAMPLES_PREFIX) and "_" in stem[len(SAMPLES_PREFIX) :]:
+        return stem[len(SAMPLES_PREFIX) :].rsplit("_", 1)[0]
+    return stem
 
 
 def _visible(folder: Path, pattern: str) -> list[Path]:
@@ -67,9 +82,8 @@ def find_runs(path: str | Path) -> list[Run]:
         raise FileNotFoundError(f"No lm-eval output at {path}: expected a folder, a results_*.json or a samples file.")
     runs = [_run_of_results(results) for results in _visible(path, f"{RESULTS_PREFIX}*.json")]
     listed = {sample for run in runs for sample in run.samples.values()}
-    runs += [
-        Run(None, {_task_of_samples(s): s}) for s in _visible(path, f"{SAMPLES_PREFIX}*.jsonl") if s not in listed
-    ]
+    logs = [log for suffix in SAMPLE_SUFFIXES for log in _visible(path, f"{SAMPLES_PREFIX}*{suffix}")]
+    runs += [Run(None, {_task_of_samples(log): log}) for log in sorted(logs) if log not in listed]
     if not any(run.samples for run in runs):
         raise FileNotFoundError(f"No sample logs under {path}: run lm_eval with --log_samples.")
     return [run for run in runs if run.samples]
@@ -86,17 +100,21 @@ def load_run(path: str | Path) -> Run:
 
 def read_records(path: Path) -> list[dict[str, Any]]:
     """The JSON records of a sample log."""
-    with path.open(encoding="utf-8") as handle:
+    opened = gzip.open(path, "rt", encoding="utf-8") if path.name.endswith(".gz") else path.open(encoding="utf-8")
+    with opened as handle:
         return [json.loads(line) for line in handle if line.strip()]
 
 
 def write_atomically(path: Path, lines: Iterable[str]) -> None:
-    """Replace `path` only once the new content is completely written."""
+    """Replace `path` only once the new content is completely written (gzipped, with a fixed
+    timestamp so that equal content gives equal bytes, when the name ends in `.gz`)."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; give the file open()'s usual mode
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.writelines(lines)
+        with os.fdopen(handle, "wb") as raw:
+            packed = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if path.name.endswith(".gz") else None
+            with io.TextIOWrapper(packed or raw, encoding="utf-8") as out:
+                out.writelines(lines)  # closing it closes the gzip stream too
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)

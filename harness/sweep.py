@@ -21,10 +21,12 @@ from typing import Any, Callable, Sequence
 
 import yaml
 
-from ripplebench.harness.runs import RESULTS_PREFIX, SAMPLES_PREFIX, write_json
+from ripplebench.harness.runs import RESULTS_PREFIX, SAMPLES_PREFIX, read_records, write_json, write_records
 
 SPECS_DIR = Path(__file__).resolve().parent.parent / "leaderboards" / "specs"
-SPEC_KEYS = ("output", "models", "editors", "tasks", "limit", "batch_size", "judge", "include_path")
+SPEC_KEYS = (
+    "output", "models", "editors", "tasks", "limit", "batch_size", "judge", "include_path", "compress_samples",
+)  # fmt: skip
 MODEL_KEYS = ("model", "name", "gguf_file", "prompt_format", "max_new_tokens", "dtype", "device", "cache_dir")
 EDITOR_KEYS = ("editor", "name", "config", "overrides")
 HEADLINE_METRICS = ("efficacy", "specificity", "llm_efficacy", "llm_specificity")
@@ -83,6 +85,7 @@ class Spec:
     batch_size: int = 16
     judge: dict[str, Any] = field(default_factory=dict)
     include_path: list[str] = field(default_factory=list)
+    compress_samples: bool = False  # keep each cell's sample log gzipped (samples_*.jsonl.gz)
 
     def cells(self) -> list[Cell]:
         """Every (model, editor, task) combination, models outermost."""
@@ -131,6 +134,9 @@ def load_spec(name: str | Path) -> Spec:
     batch_size = data.get("batch_size", 16)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise SpecError(f"{path}: 'batch_size' must be a positive integer, not {batch_size!r}.")
+    compress = data.get("compress_samples", False)
+    if not isinstance(compress, bool):
+        raise SpecError(f"{path}: 'compress_samples' must be true or false, not {compress!r}.")
     tasks = data["tasks"]
     if not all(isinstance(task, str) for task in tasks):
         raise SpecError(f"{path}: 'tasks' must be a list of task names.")
@@ -145,6 +151,7 @@ def load_spec(name: str | Path) -> Spec:
         batch_size=batch_size,
         judge=_judge_settings(data.get("judge") or {}, f"{path}: judge"),
         include_path=[str(p) for p in ([include] if isinstance(include, str) else include)],
+        compress_samples=compress,
     )
     for kind, entries in (("models", spec.models), ("editors", spec.editors)):
         names = [entry.name for entry in entries]
@@ -256,7 +263,7 @@ def run_cell(spec: Spec, cell: Cell, task_manager: Any) -> Path:
 
     staging = cell.folder / STAGING
     staging.mkdir(parents=True, exist_ok=True)
-    for stale in [*staging.iterdir(), *cell.folder.glob(f"{SAMPLES_PREFIX}*.jsonl")]:
+    for stale in [*staging.iterdir(), *cell.folder.glob(f"{SAMPLES_PREFIX}*.jsonl*")]:
         stale.unlink()  # left by an attempt killed while saving
     model_args = {**cell.model.args, **cell.editor.model_args(), "journal": str(cell.folder / "journal")}
     tracker = EvaluationTracker(output_path=str(staging / "results.json"))
@@ -280,7 +287,11 @@ def run_cell(spec: Spec, cell: Cell, task_manager: Any) -> Path:
     if not written:
         raise RuntimeError(f"lm-eval saved no results for {cell.label} under {staging} (see its log above).")
     for sample_log in staging.glob(f"{SAMPLES_PREFIX}*.jsonl"):
-        os.replace(sample_log, cell.folder / sample_log.name)
+        if spec.compress_samples:
+            write_records(cell.folder / f"{sample_log.name}.gz", read_records(sample_log))
+            sample_log.unlink()
+        else:
+            os.replace(sample_log, cell.folder / sample_log.name)
     data = json.loads(written[0].read_text(encoding="utf-8"))
     journals = data.get("config", {}).get("ripplebench", {}).get("journals", [])
     data["sweep"] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ripplebench.harness.cli import main
+from ripplebench.harness.runs import find_runs, read_records, write_records
 from ripplebench.harness.significance import compare_runs, paired_bootstrap
 
 TASK = "controlled_ripple_id"
@@ -128,3 +130,17 @@ def test_a_folder_with_two_runs_must_be_told_apart(tmp_path):
     with pytest.raises(SystemExit, match=r"holds 2 runs; pass one results file"):
         main(["compare", str(tmp_path / "a"), str(second)])
     assert main(["compare", str(second), str(second)]) == 0
+
+
+def test_a_gzipped_sample_log_is_read_like_the_plain_one(tmp_path):
+    results = write_run(tmp_path / "plain", [1.0, 0.0, 1.0, 0.0])
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    (packed / results.name).write_text(results.read_text())
+    [log] = (tmp_path / "plain").glob("samples_*.jsonl")
+    write_records(packed / f"{log.name}.gz", read_records(log))
+    assert gzip.decompress((packed / f"{log.name}.gz").read_bytes()) == log.read_bytes()
+    [run] = find_runs(packed)
+    assert list(run.samples) == [TASK] and run.results == packed / results.name
+    rows = {row.metric: row.result for row in compare_runs(tmp_path / "plain", packed, resamples=100)}
+    assert rows["efficacy"].n == 4 and rows["efficacy"].diff == 0.0

@@ -9,6 +9,7 @@ import yaml
 from helpers import requires_controlled_ripple_splits
 
 from ripplebench.harness.cli import main
+from ripplebench.harness.runs import read_records
 from ripplebench.harness.sweep import SpecError, load_spec, run_sweep, select
 
 VALID = {"output": "runs", "models": ["smollm2-135m"], "editors": ["none"], "tasks": ["controlled_ripple_id"]}
@@ -54,6 +55,7 @@ def test_the_bundled_specs_load_with_their_cells(tmp_path, monkeypatch):
         ({"models": ["./no/such/model"]}, r"models\[0\]: Model './no/such/model' is neither a built-in alias"),
         ({"limit": "20"}, r"'limit' must be a positive number of documents"),
         ({"batch_size": 0}, r"'batch_size' must be a positive integer, not 0"),
+        ({"compress_samples": "yes"}, r"'compress_samples' must be true or false, not 'yes'"),
         ({"judge": {"model": "m", "url": "x"}}, r"judge: unknown key\(s\) url. Valid: model, base_url, api_key"),
     ],
 )
@@ -87,11 +89,11 @@ def test_a_sweep_narrowed_to_some_editors_and_tasks_keeps_their_cell_folders():
 
 
 @requires_controlled_ripple_splits
-def test_a_failing_cell_is_reported_and_the_others_still_run(tiny_model_dir, tmp_path, capsys):
+def test_a_failing_cell_is_reported_and_the_others_still_run_with_gzipped_logs(tiny_model_dir, tmp_path, capsys):
     spec = spec_file(
         tmp_path, output=str(tmp_path / "runs"), models=[{"model": str(tiny_model_dir), "name": "tiny"}],
         editors=[{"name": "broken", "editor": "mend", "overrides": {"checkpoint": str(tmp_path / "none.pt")}}, "prepend"],
-        tasks=["controlled_ripple_ood_both"], limit=4, batch_size=4,
+        tasks=["controlled_ripple_ood_both"], limit=4, batch_size=4, compress_samples=True,
     )
     assert main(["sweep", str(spec)]) == 1
     out = capsys.readouterr()
@@ -101,3 +103,5 @@ def test_a_failing_cell_is_reported_and_the_others_still_run(tiny_model_dir, tmp
     data = json.loads(results[0].read_text())
     assert data["sweep"]["editor"] == "prepend" and data["sweep"]["wall_seconds"] > 0
     assert data["config"]["ripplebench"]["editor"] == "prepend"
+    [log] = results[0].parent.glob("samples_*")
+    assert log.name.endswith(".jsonl.gz") and len(read_records(log)) == 4
