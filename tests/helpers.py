@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -32,3 +35,12 @@ requires_controlled_ripple_splits = pytest.mark.skipif(
     bool(_missing_controlled_ripple_splits()),
     reason="Controlled RippleEdit splits not generated yet: run `ripplebench data controlled-ripple generate`",
 )
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """A script of benchmarks/ (not part of the package), imported as a module."""
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-from helpers import requires_controlled_ripple_splits
-
-BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks" / "multi_edit.py"
+from helpers import load_benchmark, requires_controlled_ripple_splits
 
 
 @pytest.fixture(scope="module")
 def multi_edit():
-    spec = importlib.util.spec_from_file_location("multi_edit", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("multi_edit")
 
 
 @requires_controlled_ripple_splits

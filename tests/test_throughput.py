@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-from helpers import parameters_hash
-
-BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks" / "throughput.py"
+from helpers import load_benchmark, parameters_hash
 
 
 @pytest.fixture(scope="module")
 def throughput():
-    spec = importlib.util.spec_from_file_location("throughput", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("throughput")
 
 
 @pytest.mark.parametrize(
