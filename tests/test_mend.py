@@ -433,3 +433,20 @@ def test_qa_model_presets_keep_the_cpu_budget_and_refuse_the_raw_models_checkpoi
     with pytest.raises(ValueError, match=f"not trained by `ripplebench train-editor {method}_smollm2_qa_cpu` "
                                          r"\(model: trained smollm2-135m, expected smollm2-135m-qa\)"):
         build_editor(f"{method}_smollm2_qa_cpu", {"checkpoint": str(trained_on_raw)}).check(None)
+
+
+def test_paraphrase_ablation_preset_changes_only_the_outer_loss(checkpoint, cache, tmp_path):
+    """Table 13's "propagations -> paraphrases": PropMEND's -QA preset with MEND's outer loss."""
+    propmend = load_train_config("propmend_smollm2_qa_cpu")
+    ablation = load_train_config("propmend_paraphrase_smollm2_qa_cpu")
+    assert (propmend.outer_loss, ablation.outer_loss) == ("propagation", "paraphrase")
+    assert {**dataclasses.asdict(ablation), "outer_loss": "", "out_dir": ""} == {**dataclasses.asdict(propmend), "outer_loss": "", "out_dir": ""}
+    assert Path(ablation.out_dir).parent.name == "propmend_paraphrase_smollm2_qa_cpu"
+
+    # PropMEND's own checkpoint is refused by the ablation's editor preset.
+    payload = read_checkpoint(checkpoint)
+    payload["train_config"] = dataclasses.asdict(propmend)
+    trained_with_propagation = tmp_path / "propagation.pt"
+    torch.save(payload, trained_with_propagation)
+    with pytest.raises(ValueError, match=r"outer_loss: trained propagation, expected paraphrase"):
+        build_editor("propmend_paraphrase_smollm2_qa_cpu", {"checkpoint": str(trained_with_propagation)}).check(None)
