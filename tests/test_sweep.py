@@ -39,6 +39,14 @@ def test_the_bundled_specs_load_with_their_cells(tmp_path, monkeypatch):
     paper = load_spec("paper_llama3_1b")
     assert "ripple_edit" in paper.tasks and paper.judge == {"model": "gpt-4o-mini"}
     assert {"memit_llama3_1b", "propmend_llama3_1b", "cpt_mid_upper_llama3_1b"} <= {e.name for e in paper.editors}
+    monkeypatch.setenv("RIPPLEBENCH_CACHE", str(tmp_path / "cache"))
+    qa_model = tmp_path / "cache" / "models" / "smollm2-135m-qa"  # made by `ripplebench prepare-embedded`
+    qa_model.mkdir(parents=True)
+    (qa_model / "config.json").write_text("{}")
+    qa = load_spec("embedded_qa")
+    assert qa.limit == 800 and "controlled_ripple_val" in qa.tasks
+    assert [e.name for e in qa.editors if "qa_cpu" in e.name] == [
+        "mend_smollm2_qa_cpu", "propmend_smollm2_qa_cpu", "propmend_paraphrase_smollm2_qa_cpu"]
 
 
 @pytest.mark.parametrize(
@@ -72,7 +80,7 @@ def test_an_unknown_task_is_refused_with_the_tasks_that_exist(tmp_path):
 
 def test_the_command_prints_one_line_for_a_bad_spec(tmp_path, capsys):
     assert main(["sweep", str(tmp_path / "missing.yaml")]) == 2
-    assert "does not exist: pass a YAML file or a bundled spec (embedded, paper_llama3_1b, smoke)" in capsys.readouterr().err
+    assert "does not exist: pass a YAML file or a bundled spec (embedded, embedded_qa, paper_llama3_1b, smoke)" in capsys.readouterr().err
 
 
 def test_a_sweep_narrowed_to_some_editors_and_tasks_keeps_their_cell_folders():
