@@ -8,6 +8,9 @@ learn to give a relation's most frequent answer without propagating the edited f
 `--log_samples` file of a controlled_ripple_* task this prints the file's EM efficacy, the
 efficacy of answering every efficacy question with its relation's majority answer in the
 training split (the answer prior), and how many of the file's correct answers are that answer.
+Relations the training split lacks (those of the OOD-relation splits) take their majority answer
+among the file's own efficacy questions instead: a fixed answer per relation that knows the test
+answers' frequencies, so an upper bound on what such a prior explains there.
 """
 
 from __future__ import annotations
@@ -25,13 +28,17 @@ from ripplebench.harness.runs import read_records
 TRAIN_SPLIT = split_path(committed_data_dir(), "train")
 
 
-def majority_answers(instances: Iterable[dict[str, Any]]) -> dict[str, str]:
-    """Each relation id's most frequent gold answer (ties: the first seen)."""
+def most_frequent(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Each relation id's most frequent answer among (relation id, answer) pairs (ties: the first seen)."""
     counts: dict[str, Counter] = defaultdict(Counter)
-    for instance in instances:
-        for question in instance["questions"]:
-            counts[question.get("relation_id", "")][question["answer"]] += 1
+    for relation, answer in pairs:
+        counts[relation][answer] += 1
     return {relation: answers.most_common(1)[0][0] for relation, answers in counts.items() if relation}
+
+
+def majority_answers(instances: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """Each relation id's most frequent gold answer in Controlled RippleEdit instances."""
+    return most_frequent((q.get("relation_id", ""), q["answer"]) for i in instances for q in i["questions"])
 
 
 def efficacy_samples(records: Iterable[dict[str, Any]], source: str | Path) -> list[dict[str, Any]]:
@@ -51,11 +58,14 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
 
 
 def answer_prior(samples: Sequence[dict[str, Any]], majority: dict[str, str]) -> dict[str, Any]:
-    """The samples' efficacy, the majority-answer efficacy, and the overlap of the two."""
+    """The samples' efficacy, the majority-answer efficacy, and the overlap of the two.
+
+    A relation missing from `majority` takes its most frequent gold answer among the samples."""
+    own = most_frequent((record["doc"]["relation_id"], record["doc"]["answers"][0]) for record in samples)
     correct = prior = both = 0
     for record in samples:
         doc = record["doc"]
-        guess = majority.get(doc["relation_id"], "")
+        guess = majority.get(doc["relation_id"]) or own.get(doc["relation_id"], "")
         hit = record["efficacy"] == 1.0
         prior_hit = bool(guess) and exact_match(doc["question"], guess, doc["answers"]) == 1.0
         correct, prior, both = correct + hit, prior + prior_hit, both + (hit and prior_hit)

@@ -42,6 +42,17 @@ def test_answer_prior_counts_hits_and_their_overlap_with_the_majority_answer():
     }
 
 
+def test_a_relation_the_training_split_lacks_takes_its_majority_answer_among_the_samples():
+    samples = [
+        sample("country:religion", ["Christianity"], 1.0),
+        sample("country:religion", ["Christianity"], 0.0),
+        sample("country:religion", ["Islam"], 1.0),
+    ]
+    assert answer_prior(samples, majority_answers(TRAIN)) == {
+        "questions": 3, "efficacy": 0.6667, "majority_answer_efficacy": 0.6667, "correct": 2, "correct_with_majority_answer": 1,
+    }
+
+
 def test_command_reads_samples_files_and_rejects_other_tasks(tmp_path, capsys):
     train = tmp_path / "train.jsonl"
     train.write_text("".join(json.dumps(row) + "\n" for row in TRAIN))
