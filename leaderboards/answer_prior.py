@@ -7,7 +7,8 @@ Controlled RippleEdit asks each relation about a few dozen real entities, so som
 learn to give a relation's most frequent answer without propagating the edited fact. For each
 `--log_samples` file of a controlled_ripple_* task this prints the file's EM efficacy, the
 efficacy of answering every efficacy question with its relation's majority answer in the
-training split (the answer prior), and how many of the file's correct answers are that answer.
+training split (the answer prior), how many of the file's correct answers are that answer, and
+the file's efficacy on the questions that answer gets wrong.
 Relations the training split lacks (those of the OOD-relation splits) take their majority answer
 among the file's own efficacy questions instead: a fixed answer per relation that knows the test
 answers' frequencies, so an upper bound on what such a prior explains there.
@@ -76,7 +77,13 @@ def answer_prior(samples: Sequence[dict[str, Any]], majority: dict[str, str]) ->
         "majority_answer_efficacy": round(prior / count, 4),
         "correct": correct,
         "correct_with_majority_answer": both,
+        # the questions the prior gets wrong: an editor's score there is not that fixed answer
+        "efficacy_where_prior_wrong": round((correct - both) / (count - prior), 4) if count > prior else None,
     }
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -85,13 +92,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--train", type=Path, default=TRAIN_SPLIT, help="training split giving the majority answers")
     args = parser.parse_args(argv)
     majority = majority_answers(read_jsonl(args.train))
-    print("| samples | questions | efficacy | majority-answer efficacy | correct | of which majority answer |")
-    print("|---|--:|--:|--:|--:|--:|")
+    print("| samples | questions | efficacy | majority-answer efficacy | correct | of which majority answer "
+          "| efficacy where the majority answer is wrong |")
+    print("|---|--:|--:|--:|--:|--:|--:|")
     for path in args.samples:
         row = answer_prior(read_samples(path), majority)
         print(
             f"| {path} | {row['questions']} | {row['efficacy']:.3f} | {row['majority_answer_efficacy']:.3f} "
-            f"| {row['correct']} | {row['correct_with_majority_answer']} |"
+            f"| {row['correct']} | {row['correct_with_majority_answer']} | {_number(row['efficacy_where_prior_wrong'])} |"
         )
 
 

@@ -39,6 +39,7 @@ def test_answer_prior_counts_hits_and_their_overlap_with_the_majority_answer():
     ]
     assert answer_prior(samples, majority_answers(TRAIN)) == {
         "questions": 4, "efficacy": 0.5, "majority_answer_efficacy": 0.5, "correct": 2, "correct_with_majority_answer": 1,
+        "efficacy_where_prior_wrong": 0.5,  # herbivore right, German wrong
     }
 
 
@@ -50,6 +51,7 @@ def test_a_relation_the_training_split_lacks_takes_its_majority_answer_among_the
     ]
     assert answer_prior(samples, majority_answers(TRAIN)) == {
         "questions": 3, "efficacy": 0.6667, "majority_answer_efficacy": 0.6667, "correct": 2, "correct_with_majority_answer": 1,
+        "efficacy_where_prior_wrong": 1.0,
     }
 
 
@@ -60,7 +62,7 @@ def test_command_reads_samples_files_and_rejects_other_tasks(tmp_path, capsys):
     rows = [sample("species:diet", ["carnivore"], 1.0), sample("species:diet", ["carnivore"], 0.0, kind="specificity")]
     samples.write_text("".join(json.dumps(row) + "\n" for row in rows))
     main([str(samples), "--train", str(train)])
-    assert f"| {samples} | 1 | 1.000 | 1.000 | 1 | 1 |" in capsys.readouterr().out
+    assert f"| {samples} | 1 | 1.000 | 1.000 | 1 | 1 | - |" in capsys.readouterr().out
     other = tmp_path / "other.jsonl"
     other.write_text(json.dumps({"doc": {"question": "q"}, "exact_match": 1.0}) + "\n")
     with pytest.raises(ValueError, match="controlled_ripple_"):
