@@ -60,7 +60,8 @@ def legend(board: Leaderboard) -> str:
         f"second per column. {MARKER}: differs from {board.baseline} by a paired bootstrap, p < {board.alpha:g} "
         f"({board.resamples} resamples, seed {board.seed}). (oracle): the editor uses knowledge of the test "
         "data (the paper's gray cells). prior share: of the correct efficacy answers, those that are the "
-        "relation's majority answer in the training split (a score a fixed answer per relation explains)."
+        "relation's majority answer in the training split, or among the run's questions for a relation the "
+        "training split lacks (a score a fixed answer per relation explains)."
     )
 
 
