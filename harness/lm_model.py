@@ -29,7 +29,7 @@ from ripplebench.harness.engine import EditThenQuery, Query, edits_from_doc, pea
 from ripplebench.harness.journal import EditJournal, digest
 from ripplebench.harness.judge import METADATA_PREFIX as JUDGE_PREFIX
 from ripplebench.harness import vllm_backend
-from ripplebench.harness.models import LoadedModel, load_config, load_model, resolve_model, weights_dir
+from ripplebench.harness.models import LoadedModel, load_config, load_model, resolve_model, weights_dir, weights_identity
 from ripplebench.harness.prompts import PROMPT_FORMATS, resolve_prompt_format
 
 log = logging.getLogger(__name__)
@@ -222,7 +222,7 @@ class EditingLM(LM):
     def journal_key(self, task: str, requests, queries: list[Query]) -> dict[str, Any]:
         """Everything an answer depends on: model, editor config, task and its data, decoding."""
         return {
-            "model": dataclasses.asdict(self.source),
+            "model": weights_identity(self.source),
             "editor": self.editor_name,
             "editor_class": type(self.editor).__name__,
             "editor_config": dataclasses.asdict(self.editor.config),

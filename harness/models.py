@@ -138,6 +138,15 @@ def _file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+def weights_identity(source: ModelSource) -> dict[str, str]:
+    """What names a model's weights wherever they lie: a GGUF file by its name and content hash
+    (so a journal made with the embedded model resumes from another checkout or Python
+    version), anything else by the name and path it was given."""
+    if source.gguf_file:
+        return {"gguf_file": source.gguf_file, "gguf_sha256": _file_hash(Path(source.path) / source.gguf_file)}
+    return {"name": source.name, "path": source.path}
+
+
 def _read_gguf(source: ModelSource, gguf_path: Path) -> tuple[Any, Any]:
     """Dequantise a GGUF with transformers; a file that is not a whole GGUF fails naming it."""
     from transformers import AutoModelForCausalLM, AutoTokenizer

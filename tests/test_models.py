@@ -25,6 +25,19 @@ def test_specs_resolve_to_sources(tmp_path, tiny_model_dir):
         models.resolve_model(str(tmp_path / "absent.gguf"))
 
 
+def test_a_gguf_model_is_named_by_its_content_so_journals_survive_a_moved_checkout(tmp_path, tiny_model_dir):
+    for folder in ("checkout_a", "checkout_b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "m.gguf").write_bytes(b"GGUF" + bytes(64))
+    first = models.weights_identity(models.resolve_model(str(tmp_path / "checkout_a" / "m.gguf")))
+    moved = models.weights_identity(models.resolve_model(str(tmp_path / "checkout_b" / "m.gguf")))
+    assert first == moved and str(tmp_path) not in str(first)
+    (tmp_path / "checkout_b" / "m.gguf").write_bytes(b"GGUF" + bytes([1]) * 64)
+    assert models.weights_identity(models.resolve_model(str(tmp_path / "checkout_b" / "m.gguf"))) != first
+    folder = models.resolve_model(str(tiny_model_dir))
+    assert models.weights_identity(folder) == {"name": str(tiny_model_dir), "path": str(tiny_model_dir)}
+
+
 def test_decoder_layers_are_found_by_count(tiny):
     prefix, layers = models.decoder_layers(tiny.model)
     assert prefix == "model.layers" and len(layers) == 4
