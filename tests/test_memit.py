@@ -10,8 +10,8 @@ from helpers import parameters_hash
 from ripplebench.editors import AtomicFact, Edit, build_editor
 from ripplebench.editors.locate.config import parse_layers
 from ripplebench.editors.locate.corpus import load_corpus
-from ripplebench.editors.locate.modules import resolve_paths
-from ripplebench.editors.locate.rows import encode_rows
+from ripplebench.editors.locate.modules import cache_past, edit_output, logits_at, resolve_paths
+from ripplebench.editors.locate.rows import encode_rows, split_rows
 from ripplebench.editors.locate.stats import StatsSettings, second_moments
 
 FAST = {"mom2_dataset": "ctrl_ripple_sample", "mom2_n_samples": 40, "prefix_count": 2, "v_num_grad_steps": 5}
@@ -48,6 +48,47 @@ def test_rows_mark_the_subjects_last_token_and_the_prompts_last_token(tiny):
         labelled = rows.labels[row][rows.labels[row] != -100]
         assert tiny.tokenizer.decode(labelled) == " " + facts[row // 2].target
         assert int(rows.attention_mask[row].sum()) == int((rows.labels[row] != -100).nonzero().max()) + 1
+
+
+def _tiny_models(tiny) -> list:
+    """The tiny Llama and random Qwen2, Gemma 3 and GPT-2 models on its tokenizer."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig, GPT2Config, GPT2LMHeadModel, Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    sizes = {"vocab_size": len(tiny.tokenizer), "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 3,
+             "num_attention_heads": 2, "num_key_value_heads": 1}
+    gpt2 = GPT2Config(n_layer=3, n_embd=16, n_head=2, vocab_size=len(tiny.tokenizer), n_positions=128)
+    others = [Qwen2ForCausalLM(Qwen2Config(**sizes)), Gemma3ForCausalLM(Gemma3TextConfig(**sizes, head_dim=8)),
+              GPT2LMHeadModel(gpt2)]
+    return [tiny.model, *(model.eval() for model in others)]
+
+
+@pytest.mark.parametrize("architecture", range(4))
+def test_rows_cut_before_the_subject_give_the_same_logits_with_the_past_cached(tiny, architecture):
+    """v* runs only the tokens from the subject's last one on, after a cached past; with a delta
+    added there, the logits must equal those of the uncut rows (also for a row cut at token 0)."""
+    model = _tiny_models(tiny)[architecture]
+    facts = [*BORN.atomic_facts, *FOUNDED.atomic_facts]
+    rows = encode_rows(tiny.tokenizer, facts, ["", "Some prefix. "])
+    cut = rows.subject_last.clone()
+    cut[-1] = 0
+    split = split_rows(rows, cut, tiny.tokenizer.pad_token_id)
+    paths = resolve_paths(model)
+    delta = torch.randn(len(cut), model.config.hidden_size)
+
+    def logits(input_ids, attention_mask, labels, position, past=None):
+        def change(hidden):
+            return hidden + torch.zeros_like(hidden).index_put((torch.arange(len(cut)), position), delta)
+
+        with edit_output(paths.layer(model, 1), change), torch.no_grad():
+            return logits_at(model, input_ids, attention_mask, labels != -100, past)
+
+    whole = logits(rows.input_ids, rows.attention_mask, rows.labels, cut)
+    cached = cache_past(model, split)
+    current = split.current
+    assert (current.subject_last[:-1] == 0).all() and int(current.subject_last[-1]) == int(rows.subject_last[-1])
+    assert torch.allclose(logits(current.input_ids, split.attention_mask, current.labels, cut - cut, cached), whole,
+                          atol=1e-5)
 
 
 def test_layer_settings_parse_ranges_lists_and_the_papers_depth():

@@ -8,7 +8,9 @@ decoder layers and then the first known down-projection name inside them.
 
 from __future__ import annotations
 
+import copy
 import functools
+import inspect
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, ContextManager, Iterator, Mapping
@@ -16,6 +18,12 @@ from typing import Any, Callable, ContextManager, Iterator, Mapping
 import torch
 
 from ripplebench.harness.models import decoder_layers
+
+from .rows import SplitRows
+
+# A cache of earlier tokens' keys and values (transformers' Cache) and the positions of the
+# tokens that continue them.
+Past = tuple[Any, torch.Tensor]
 
 # Down projections of the MLP inside one decoder layer: Llama/SmolLM2/Qwen2/Gemma 3, GPT-2,
 # GPT-NeoX, GPT-J, OPT.
@@ -154,22 +162,65 @@ def replay_layers(model: torch.nn.Module, paths: ModulePaths, count: int, run: C
             del layer.forward  # back to the class's forward
 
 
+def _cache_argument(model: torch.nn.Module) -> str:
+    """The name of a forward pass's cache argument: `cache` since transformers 5.x, before that
+    `past_key_values`."""
+    parameters = inspect.signature(model.base_model.forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
+@torch.no_grad()
+def cache_past(model: torch.nn.Module, split: SplitRows) -> Past | None:
+    """The keys and values of the split rows' past tokens, with the positions of their current
+    tokens: what `forward_until` and `logits_at` take to run only the current tokens."""
+    if split.past_ids.shape[1] == 0:
+        return None
+    from transformers import DynamicCache
+
+    cache = DynamicCache()  # filled by the forward pass
+    model.base_model(
+        input_ids=split.past_ids,
+        attention_mask=split.past_mask,
+        position_ids=split.past_positions,
+        use_cache=True,
+        **{_cache_argument(model): cache},
+    )
+    return cache, split.positions
+
+
 class _Stop(Exception):
     """Raised by a hook to end a forward pass early."""
 
 
+def _inputs(
+    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, past: Past | None
+) -> dict[str, Any]:
+    """Keyword inputs of a forward pass, continuing `past` when one is given."""
+    if past is None:
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}
+    cache, positions = past
+    # A copy: the pass appends the new tokens' keys and values to the cache it is given.
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": positions,
+            _cache_argument(model): copy.deepcopy(cache), "use_cache": True}
+
+
 def forward_until(
-    model: torch.nn.Module, module: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    model: torch.nn.Module,
+    module: torch.nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    past: Past | None = None,
 ) -> None:
     """Run the model on the inputs but stop once `module` has computed its output (hooks on
-    `module` and earlier modules still run); saves the layers above when only they are read."""
+    `module` and earlier modules still run); saves the layers above when only they are read.
+    With `past`, the inputs continue the cached tokens (`attention_mask` covers both)."""
 
     def stop(_module, _args, _output):
         raise _Stop
 
     handle = module.register_forward_hook(stop)
     try:
-        model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        model(**_inputs(model, input_ids, attention_mask, past))
     except _Stop:
         pass
     finally:
@@ -177,14 +228,19 @@ def forward_until(
 
 
 def logits_at(
-    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, where: torch.Tensor
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    where: torch.Tensor,
+    past: Past | None = None,
 ) -> torch.Tensor:
-    """Next-token logits only at the positions marked in `where` [batch, tokens], row-major.
+    """Next-token logits only at the positions marked in `where` [batch, tokens], row-major
+    (`past` as in `forward_until`).
 
     The output projection is the largest matrix of a small model; applying it to a few
     positions instead of all of them makes v* optimisation markedly cheaper.
     """
-    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+    hidden = model.base_model(**_inputs(model, input_ids, attention_mask, past)).last_hidden_state
     logits = model.get_output_embeddings()(hidden[where])
     cap = getattr(model.config, "final_logit_softcapping", None)  # Gemma
     return torch.tanh(logits / cap) * cap if cap else logits

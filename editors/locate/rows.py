@@ -3,6 +3,7 @@
 Each row records two positions: the subject's last token (where MEMIT reads keys and adds its
 residual) and the prompt's last token (the prediction position, where JEEP's high layers act).
 Rows are right-padded, so positions count from the start and padding never shifts them.
+`split_rows` cuts rows at a token so that v* can compute the part before the cut once.
 """
 
 from __future__ import annotations
@@ -123,3 +124,45 @@ def concat_rows(first: Rows, second: Rows, pad_id: int) -> Rows:
         prompt_last=torch.cat([first.prompt_last, second.prompt_last]),
         labels=torch.cat([widen(first.labels, -100), widen(second.labels, -100)]),
     )
+
+
+@dataclass
+class SplitRows:
+    """Rows cut at one token each: `past` holds the tokens before the cut, left-padded so that
+    every row's cut falls on the same column; `current` holds the rest as right-padded Rows whose
+    positions count from the cut; `positions` are the current tokens' positions in the uncut rows."""
+
+    past_ids: torch.Tensor
+    past_mask: torch.Tensor
+    past_positions: torch.Tensor
+    current: Rows
+    positions: torch.Tensor
+
+    @property
+    def attention_mask(self) -> torch.Tensor:
+        """The mask over past and current tokens together, as a forward pass with a cache takes it."""
+        return torch.cat([self.past_mask, self.current.attention_mask], dim=1)
+
+
+def split_rows(rows: Rows, cut: torch.Tensor, pad_id: int) -> SplitRows:
+    """Cut each row just before its token at index `cut[row]`."""
+    lengths = rows.attention_mask.sum(1)
+    if bool(((cut < 0) | (cut >= lengths)).any()):
+        raise ValueError(f"Cuts {cut.tolist()} must each name a token of its row (lengths {lengths.tolist()}).")
+    count, before, after = len(lengths), int(cut.max()), int((lengths - cut).max())
+
+    def filled(width: int, value: int) -> torch.Tensor:
+        return torch.full((count, width), value, dtype=rows.input_ids.dtype, device=rows.input_ids.device)
+
+    past_ids, past_mask, past_positions = filled(before, pad_id), filled(before, 0), filled(before, 0)
+    ids, mask, labels = filled(after, pad_id), filled(after, 0), filled(after, -100)
+    for row, (start, length) in enumerate(zip(cut.tolist(), lengths.tolist())):
+        past_ids[row, before - start :] = rows.input_ids[row, :start]
+        past_mask[row, before - start :] = 1
+        past_positions[row, before - start :] = torch.arange(start)
+        ids[row, : length - start] = rows.input_ids[row, start:length]
+        mask[row, : length - start] = 1
+        labels[row, : length - start] = rows.labels[row, start:length]
+    current = Rows(ids, mask, rows.fact, rows.subject_last - cut, rows.prompt_last - cut, labels)
+    positions = cut.unsqueeze(1) + torch.arange(after, device=cut.device)
+    return SplitRows(past_ids, past_mask, past_positions, current, positions)

@@ -26,8 +26,16 @@ from tqdm import tqdm
 from ripplebench.harness.models import LoadedModel
 
 from ..base import AtomicFact
-from .modules import ModulePaths, capture_outputs, edit_output, forward_until, logits_at, replay_layers
-from .rows import Rows, concat_rows, encode_rows
+from .modules import (
+    ModulePaths,
+    cache_past,
+    capture_outputs,
+    edit_output,
+    forward_until,
+    logits_at,
+    replay_layers,
+)
+from .rows import Rows, concat_rows, encode_rows, split_rows
 
 KL_PROMPT = "{} is a"
 PREFIX_STARTS = ("The", "Therefore", "Because", "I", "You")
@@ -119,14 +127,20 @@ def _optimise_batch(
     """v* per site for a batch of facts, their final target NLL, and the steps taken.
 
     One batch holds the rewriting rows (each fact after each prefix, with its target) and then
-    one KL row per fact; layers below the lowest site are computed once and replayed.
+    one KL row per fact. What the deltas cannot change is computed once: the tokens before the
+    first delta's position (causal attention: their keys and values are cached) and, for the
+    other tokens, the layers below the lowest site (replayed).
     """
     model, device, count = loaded.model, loaded.device, len(facts)
     tokenizer = loaded.tokenizer
+    pad_id = tokenizer.pad_token_id or 0
     rewrite = encode_rows(tokenizer, facts, ["", *prefixes])
     kl_facts = [AtomicFact(KL_PROMPT.format(fact.subject), "", fact.subject) for fact in facts]
-    rows = concat_rows(rewrite, encode_rows(tokenizer, kl_facts, with_targets=False), tokenizer.pad_token_id or 0)
-    rows = rows.to(device)
+    whole = concat_rows(rewrite, encode_rows(tokenizer, kl_facts, with_targets=False), pad_id).to(device)
+    cut = torch.stack([whole.position(site.position) for site in sites]).min(0).values
+    split = split_rows(whole, cut, pad_id)
+    past = cache_past(model, split)
+    rows = split.current  # from here on, positions count from each row's cut
     written = len(rewrite.fact)  # rows before this index are rewriting rows, the rest KL rows
     is_kl = torch.arange(len(rows.fact), device=device) >= written
     bare = torch.arange(count, device=device) * (1 + len(prefixes))
@@ -139,7 +153,7 @@ def _optimise_batch(
 
     def forward(deltas: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         with _additions(model, paths, rows, sites, deltas, is_kl), capture_outputs(layer_modules) as outputs:
-            logits = logits_at(model, rows.input_ids, rows.attention_mask, scored)
+            logits = logits_at(model, rows.input_ids, split.attention_mask, scored, past)
         hidden = [outputs[number][index, rows.position(site.position)] for number, site in enumerate(sites)]
         return logits, hidden
 
@@ -159,7 +173,7 @@ def _optimise_batch(
 
     def run_once() -> None:
         if first_site:
-            forward_until(model, paths.layer(model, first_site - 1), rows.input_ids, rows.attention_mask)
+            forward_until(model, paths.layer(model, first_site - 1), rows.input_ids, split.attention_mask, past)
 
     with replay_layers(model, paths, first_site, run_once), frozen(model):
         zeros = [torch.zeros(count, model.config.hidden_size, device=device) for _ in sites]
