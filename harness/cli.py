@@ -231,7 +231,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     except SpecError as error:
         print(f"ripplebench sweep: {error}", file=sys.stderr)
         return 2
-    print(f"{len(report.results)} cells finished, {len(report.failed)} failed.")
+    busy = f", {len(report.busy)} running in other sweeps" if report.busy else ""
+    print(f"{len(report.results)} cells finished, {len(report.failed)} failed{busy}.")
     for cell, error in report.failed:
         print(f"  FAILED {cell.label}: {error}", file=sys.stderr)
     return 1 if report.failed else 0

@@ -5,7 +5,8 @@ one line per finished edit group (its edit ids, questions, answers and edit stat
 appended, flushed and fsync'd as the group finishes. The file is named by a hash of the key, so
 a changed model, editor config, task, data or decoding setting opens another file and never
 reuses stale answers. A torn last line (the process died while writing it) is ignored and cut
-off before the next append.
+off before the next append. A journal is locked while it is open: a second run with the same
+configuration and folder stops at once (`locks.Busy`) instead of writing beside the first.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+from ripplebench.harness.locks import lock
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +57,16 @@ class EditJournal:
         self.recorded = 0
         self._groups: dict[tuple[str, ...], GroupRecord] = {}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if resume and self.path.exists():
-            self._groups = self._read()
-        else:
-            self._start()
         self._file = self.path.open("a", encoding="utf-8")
+        try:
+            lock(self._file.fileno(), f"Journal {self.path}")
+            if resume and self.path.stat().st_size > 0:
+                self._groups = self._read()
+            else:
+                self._start()
+        except BaseException:
+            self._file.close()  # and with it the lock
+            raise
 
     def __len__(self) -> int:
         return len(self._groups)

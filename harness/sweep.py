@@ -5,7 +5,8 @@ and saves what `lm_eval --output_path CELL --log_samples` would, in
 `OUTPUT/<model>/<editor>/<task>/`: `results_<time>.json` (plus the cell's wall time under
 `sweep`) and `samples_<task>_<time>.jsonl`. Resume works at two grains: a cell whose results file
 exists is skipped, and a cell killed mid-way resumes from its journal of answered edit groups
-(`CELL/journal/`, see harness/journal.py).
+(`CELL/journal/`, see harness/journal.py). Several sweeps of one spec can run at once (e.g. one
+per core): a cell being run is locked, and the others move on to the next cell.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, Callable, Sequence
 
 import yaml
 
+from ripplebench.harness.locks import Busy, locked_folder
 from ripplebench.harness.runs import RESULTS_PREFIX, SAMPLES_PREFIX, read_records, write_json, write_records
 
 SPECS_DIR = Path(__file__).resolve().parent.parent / "leaderboards" / "specs"
@@ -257,7 +259,15 @@ def run_cell(spec: Spec, cell: Cell, task_manager: Any) -> Path:
 
     lm-eval's tracker writes into `CELL/.staging/`; the sample log is then moved into the cell
     and the results file written atomically last, so that it only exists for a finished cell.
+    The cell's folder is locked meanwhile: a second sweep gets `Busy` and leaves the cell alone.
     """
+    cell.folder.mkdir(parents=True, exist_ok=True)
+    with locked_folder(cell.folder, f"Cell {cell.label} ({cell.folder})"):
+        # Another sweep may have finished it between our check and the lock.
+        return cell.results_file() or _evaluate_cell(spec, cell, task_manager)
+
+
+def _evaluate_cell(spec: Spec, cell: Cell, task_manager: Any) -> Path:
     from lm_eval import simple_evaluate
     from lm_eval.loggers import EvaluationTracker
 
@@ -324,16 +334,19 @@ def headline(results: dict[str, Any], task: str) -> str:
 
 @dataclass
 class SweepReport:
-    """What a sweep run did: each cell's results file, and the cells that failed with why."""
+    """What a sweep run did: each cell's results file, the cells that failed with why, and the
+    cells another process was running."""
 
     results: list[Path] = field(default_factory=list)
     failed: list[tuple[Cell, str]] = field(default_factory=list)
+    busy: list[Cell] = field(default_factory=list)
 
 
 def run_sweep(spec: Spec, write: Callable[[str], None] | None = None) -> SweepReport:
     """Run every unfinished cell, one at a time, with a line per cell and an overall bar.
 
     A cell that fails is reported and the sweep goes on with the next; rerunning retries it.
+    A cell another sweep is running is left to it.
     """
     from tqdm import tqdm
 
@@ -352,6 +365,9 @@ def run_sweep(spec: Spec, write: Callable[[str], None] | None = None) -> SweepRe
                 write(f"{prefix}: running ({cell.folder})")
                 try:
                     done = run_cell(spec, cell, task_manager)
+                except Busy as error:
+                    report.busy.append(cell)
+                    write(f"{prefix}: left to the other sweep running it ({error})")
                 except Exception as error:  # one broken cell must not stop a sweep of hours
                     report.failed.append((cell, f"{type(error).__name__}: {error}"))
                     write(f"{prefix}: FAILED: {type(error).__name__}: {error}")

@@ -10,6 +10,7 @@ from test_engine import RecordingEditor, interleaved_queries
 
 from ripplebench.harness.engine import EditThenQuery
 from ripplebench.harness.journal import EditJournal
+from ripplebench.harness.locks import Busy
 
 KEY = {"model": "tiny", "editor": "prepend", "editor_config": {"template": "Imagine that"}, "task": "t"}
 STATS = {"edit_seconds": 0.5, "train_tokens": 12}
@@ -29,6 +30,19 @@ def test_a_reopened_journal_returns_the_answers_and_edit_stats_of_finished_group
     assert (record.answers, record.edit_stats) == (("a1", "a2"), STATS)
     assert reopened.lookup(["e2"], ["q3?"]) is None
     assert reopened.summary()["reused_groups"] == 1
+
+
+def test_a_journal_in_use_is_refused_naming_it_and_opens_again_once_closed(tmp_path):
+    first = EditJournal(tmp_path, "t", KEY)
+    first.record(["e1"], ["q1?"], ["a1"], STATS)
+    with pytest.raises(Busy, match=f"Journal {first.path} is in use by another process"):
+        EditJournal(tmp_path, "t", KEY)
+    with pytest.raises(Busy):
+        EditJournal(tmp_path, "t", KEY, resume=False)  # which would otherwise empty it
+    first.record(["e2"], ["q2?"], ["a2"], STATS)
+    assert len(journal_lines(first)) == 3
+    first.close()
+    assert len(EditJournal(tmp_path, "t", KEY)) == 2
 
 
 def test_every_record_is_fsynced_before_record_returns(tmp_path, monkeypatch):

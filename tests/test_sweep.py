@@ -9,6 +9,7 @@ import yaml
 from helpers import requires_controlled_ripple_splits
 
 from ripplebench.harness.cli import main
+from ripplebench.harness.locks import locked_folder
 from ripplebench.harness.runs import read_records
 from ripplebench.harness.sweep import SpecError, load_spec, run_sweep, select
 
@@ -113,3 +114,20 @@ def test_a_failing_cell_is_reported_and_the_others_still_run_with_gzipped_logs(t
     assert data["config"]["ripplebench"]["editor"] == "prepend"
     [log] = results[0].parent.glob("samples_*")
     assert log.name.endswith(".jsonl.gz") and len(read_records(log)) == 4
+
+
+@requires_controlled_ripple_splits
+def test_a_cell_another_sweep_is_running_is_left_to_it(tiny_model_dir, tmp_path, capsys):
+    spec = spec_file(
+        tmp_path, output=str(tmp_path / "runs"), models=[{"model": str(tiny_model_dir), "name": "tiny"}],
+        editors=["none", "prepend"], tasks=["controlled_ripple_ood_both"], limit=4, batch_size=4,
+    )
+    running = tmp_path / "runs" / "tiny" / "none" / "controlled_ripple_ood_both"
+    running.mkdir(parents=True)
+    with locked_folder(running, "a cell held by this test"):
+        assert main(["sweep", str(spec)]) == 0
+    out = capsys.readouterr().out
+    assert "[1/2] tiny / none / controlled_ripple_ood_both: left to the other sweep running it" in out
+    assert "1 cells finished, 0 failed, 1 running in other sweeps." in out
+    assert not list(running.iterdir())  # nothing written into the cell the other sweep runs
+    assert list((tmp_path / "runs" / "tiny" / "prepend" / "controlled_ripple_ood_both").glob("results_*.json"))
