@@ -109,23 +109,10 @@ def test_layer_settings_parse_ranges_lists_and_the_papers_depth():
 
 
 def test_module_paths_are_found_for_llama_qwen2_gemma3_and_gpt2(tiny):
-    from transformers import (
-        Gemma3ForCausalLM,
-        Gemma3TextConfig,
-        GPT2Config,
-        GPT2LMHeadModel,
-        Qwen2Config,
-        Qwen2ForCausalLM,
-    )
-
-    sizes = {"vocab_size": 50, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2,
-             "num_attention_heads": 2, "num_key_value_heads": 1}
-    llama_style = [tiny.model, Qwen2ForCausalLM(Qwen2Config(**sizes)),
-                   Gemma3ForCausalLM(Gemma3TextConfig(**sizes, head_dim=8))]
+    *llama_style, gpt2 = _tiny_models(tiny)
     for model in llama_style:
         paths = resolve_paths(model)
         assert (paths.layer_tmp, paths.rewrite_tmp) == ("model.layers.{}", "model.layers.{}.mlp.down_proj")
-    gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=16, n_head=2, vocab_size=50))
     paths = resolve_paths(gpt2)
     assert (paths.layer_tmp, paths.rewrite_tmp) == ("transformer.h.{}", "transformer.h.{}.mlp.c_proj")
     with pytest.raises(ValueError, match="rewrite_module_tmp 'model.layers.{}.mlp.nothing' does not name"):
