@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -130,20 +131,31 @@ def resolve_model(spec: str, gguf_file: str | None = None, cache_dir: str | Path
     return ModelSource(spec, str(path) if path.is_dir() else spec, gguf_file)
 
 
-def _file_hash(path: Path) -> str:
+@lru_cache(maxsize=None)
+def _content_hash(path: str, size: int, modified_ns: int) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
+def _file_hash(path: Path) -> str:
+    """SHA-256 of a file's content, read once per process while the file is unchanged."""
+    stat = path.stat()
+    return _content_hash(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
 def weights_identity(source: ModelSource) -> dict[str, str]:
-    """What names a model's weights wherever they lie: a GGUF file by its name and content hash
-    (so a journal made with the embedded model resumes from another checkout or Python
-    version), anything else by the name and path it was given."""
+    """What names a model's weights wherever they lie, so that a journal resumes from another
+    checkout, cache folder or Python version: a GGUF file by its name and content hash, a model
+    ripplebench builds (`PreparedModel` alias) by its alias and its weight files' hashes,
+    anything else by the name and path it was given."""
     if source.gguf_file:
         return {"gguf_file": source.gguf_file, "gguf_sha256": _file_hash(Path(source.path) / source.gguf_file)}
+    if isinstance(ALIASES.get(source.name), PreparedModel):
+        weights = sorted(Path(source.path).glob("*.safetensors"))
+        return {"name": source.name, **{f"{file.name}_sha256": _file_hash(file) for file in weights}}
     return {"name": source.name, "path": source.path}
 
 

@@ -365,9 +365,9 @@ def run_sweep(spec: Spec, write: Callable[[str], None] | None = None) -> SweepRe
                 write(f"{prefix}: running ({cell.folder})")
                 try:
                     done = run_cell(spec, cell, task_manager)
-                except Busy as error:
+                except Busy:
                     report.busy.append(cell)
-                    write(f"{prefix}: left to the other sweep running it ({error})")
+                    write(f"{prefix}: left to the other sweep running it")
                 except Exception as error:  # one broken cell must not stop a sweep of hours
                     report.failed.append((cell, f"{type(error).__name__}: {error}"))
                     write(f"{prefix}: FAILED: {type(error).__name__}: {error}")

@@ -76,3 +76,17 @@ def test_the_prepared_qa_alias_resolves_to_its_cache_folder(tmp_path, tiny_model
     assert EditingLM.create_from_arg_string(f"model=smollm2-135m-qa,cache_dir={other}").source.path == str(
         other / "models" / "smollm2-135m-qa"
     )
+
+
+def test_the_prepared_qa_model_is_named_by_its_weights_so_journals_survive_another_cache_folder(tmp_path, tiny_model_dir):
+    import shutil
+
+    identities = []
+    for cache in ("cache_a", "cache_b"):
+        shutil.copytree(tiny_model_dir, tmp_path / cache / "models" / "smollm2-135m-qa")
+        identities.append(models.weights_identity(models.resolve_model("smollm2-135m-qa", cache_dir=tmp_path / cache)))
+    assert identities[0] == identities[1] and str(tmp_path) not in str(identities[0])
+    weights = tmp_path / "cache_b" / "models" / "smollm2-135m-qa" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\x01")
+    changed = models.weights_identity(models.resolve_model("smollm2-135m-qa", cache_dir=tmp_path / "cache_b"))
+    assert changed != identities[0]
