@@ -13,6 +13,7 @@ from ripplebench.editors.locate.corpus import load_corpus
 from ripplebench.editors.locate.modules import cache_past, edit_output, logits_at, resolve_paths
 from ripplebench.editors.locate.rows import encode_rows, split_rows
 from ripplebench.editors.locate.stats import StatsSettings, second_moments
+from ripplebench.editors.locate.vstar import DeltaSite, VStarSettings
 
 FAST = {"mom2_dataset": "ctrl_ripple_sample", "mom2_n_samples": 40, "prefix_count": 2, "v_num_grad_steps": 5}
 BORN = Edit(
@@ -97,6 +98,28 @@ def test_rows_cut_before_the_subject_give_the_same_logits_with_the_past_cached(t
     at_cut = torch.zeros_like(cut)  # each row's delta position, counted from its cut
     assert torch.allclose(logits(current.input_ids, split.attention_mask, current.labels, at_cut, cached), whole,
                           atol=1e-5)
+
+
+SITES = {
+    "memit": [DeltaSite(1, "subject_last", 0.75, 0.5)],
+    "jeep": [DeltaSite(1, "subject_last", 1.0, 0.5), DeltaSite(2, "prompt_last", 0.25, 0.5, on_kl_prompts=False)],
+}
+
+
+@pytest.mark.parametrize("sites", SITES.values(), ids=SITES.keys())
+def test_vstar_is_the_same_when_the_layers_up_to_the_lowest_site_are_replayed(tiny, monkeypatch, sites):
+    from contextlib import nullcontext
+
+    from ripplebench.editors.locate import vstar
+
+    paths = resolve_paths(tiny.model, "auto", "auto")
+    facts = [*BORN.atomic_facts, *FOUNDED.atomic_facts]
+    settings = VStarSettings(steps=4, lr=0.5, kl_factor=0.0625, facts_per_batch=8)
+    replayed, _ = vstar.optimise_targets(tiny, paths, facts, ["The river rose. "], sites, settings)
+    monkeypatch.setattr(vstar, "replay_layers", lambda *_args: nullcontext())
+    computed, _ = vstar.optimise_targets(tiny, paths, facts, ["The river rose. "], sites, settings)
+    for replayed_targets, computed_targets in zip(replayed, computed):
+        torch.testing.assert_close(replayed_targets, computed_targets)
 
 
 def test_layer_settings_parse_ranges_lists_and_the_papers_depth():

@@ -129,7 +129,7 @@ def _optimise_batch(
     One batch holds the rewriting rows (each fact after each prefix, with its target) and then
     one KL row per fact. What the deltas cannot change is computed once: the tokens before the
     first delta's position (causal attention: their keys and values are cached) and, for the
-    other tokens, the layers below the lowest site (replayed).
+    other tokens, the layers up to the lowest site (replayed).
     """
     model, device, count = loaded.model, loaded.device, len(facts)
     tokenizer = loaded.tokenizer
@@ -172,10 +172,10 @@ def _optimise_batch(
     first_site = min(site.layer for site in sites)
 
     def run_once() -> None:
-        if first_site:
-            forward_until(model, paths.layer(model, first_site - 1), rows.input_ids, split.attention_mask, past)
+        forward_until(model, paths.layer(model, first_site), rows.input_ids, split.attention_mask, past)
 
-    with replay_layers(model, paths, first_site, run_once), frozen(model):
+    # The lowest site's own output is replayed too: its delta is added by a hook, which still runs.
+    with replay_layers(model, paths, first_site + 1, run_once), frozen(model):
         zeros = [torch.zeros(count, model.config.hidden_size, device=device) for _ in sites]
         with torch.no_grad():
             logits, initial = forward(zeros)
