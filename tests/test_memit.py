@@ -115,9 +115,10 @@ def test_vstar_is_the_same_when_the_layers_up_to_the_lowest_site_are_replayed(ti
     paths = resolve_paths(tiny.model, "auto", "auto")
     facts = [*BORN.atomic_facts, *FOUNDED.atomic_facts]
     settings = VStarSettings(steps=4, lr=0.5, kl_factor=0.0625, facts_per_batch=8)
-    replayed, _ = vstar.optimise_targets(tiny, paths, facts, ["The river rose. "], sites, settings)
+    prefixes = ["The river rose. "]
+    replayed, _ = vstar.optimise_targets(tiny, paths, facts, prefixes, sites, settings)
     monkeypatch.setattr(vstar, "replay_layers", lambda *_args: nullcontext())
-    computed, _ = vstar.optimise_targets(tiny, paths, facts, ["The river rose. "], sites, settings)
+    computed, _ = vstar.optimise_targets(tiny, paths, facts, prefixes, sites, settings)
     for replayed_targets, computed_targets in zip(replayed, computed):
         torch.testing.assert_close(replayed_targets, computed_targets)
 
