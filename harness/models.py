@@ -241,7 +241,10 @@ def load_model(
 
     folder = weights_dir(source, cache_dir)
     torch_dtype = getattr(torch, dtype) if dtype != "auto" else "auto"
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype).to(device)
+    # use_kernels=False: transformers 5 otherwise swaps in Hugging Face Hub kernels (rotary, norms)
+    # when a CUDA model enters train mode, which needs the Hub (CPT failed offline on an H100) and
+    # replaces the reference layers that the editors' hooks and the CPU runs rely on.
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype, use_kernels=False).to(device)
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     if tokenizer.pad_token is None:

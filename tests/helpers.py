@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 import torch
+
+# Where the tests put their models: the CPU, unless RIPPLEBENCH_TEST_DEVICE names another device
+# (`RIPPLEBENCH_TEST_DEVICE=cuda pytest -m "not slow"` runs the same assertions on a GPU).
+TEST_DEVICE = os.environ.get("RIPPLEBENCH_TEST_DEVICE", "cpu")
 
 
 def parameters_hash(model: torch.nn.Module) -> str:

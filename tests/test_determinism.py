@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import requires_controlled_ripple_splits
+from helpers import TEST_DEVICE, requires_controlled_ripple_splits
 from test_mend import checkpoint, data_files  # noqa: F401 (fixtures: a tiny trained hypernetwork)
 
 TASK = "controlled_ripple_ood_relation"  # one question (two documents) per instance: a short split
@@ -69,7 +69,7 @@ def lm_eval(task_manager, out: Path, model_args: str, samples: list[int]) -> tup
     tracker = EvaluationTracker(output_path=str(out))
     results = simple_evaluate(
         model="editing", model_args=model_args, tasks=[TASK], samples={TASK: samples}, batch_size=4,
-        device="cpu", log_samples=True, evaluation_tracker=tracker, task_manager=task_manager,
+        device=TEST_DEVICE, log_samples=True, evaluation_tracker=tracker, task_manager=task_manager,
     )
     logged = results.pop("samples")
     tracker.save_results_aggregated(results=results, samples=logged)

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import torch
-from helpers import parameters_hash
+from helpers import TEST_DEVICE, parameters_hash
 
 from ripplebench.editors import Edit, build_editor
 from ripplebench.editors.active_reading import ActiveReader, parse_strategies
@@ -67,7 +67,7 @@ def test_lora_cpt_trains_an_adapter_and_revert_removes_it_bit_for_bit(tiny):
     editor = build_editor("cpt", {"lora_rank": 4, "lr": 1e-2})
     modules_before = [(name, type(module)) for name, module in tiny.model.named_modules()]
     before = parameters_hash(tiny.model)
-    probe = tiny.tokenizer("Elizabeth Ruiz was born in", return_tensors="pt")
+    probe = tiny.tokenizer("Elizabeth Ruiz was born in", return_tensors="pt").to(tiny.device)
     logits_before = tiny.model(**probe).logits
     handle = editor.apply(tiny, [EDIT])
     assert any("lora_" in name for name, _ in tiny.model.named_parameters())
@@ -296,7 +296,7 @@ def test_gradient_accumulation_matches_one_big_batch(tiny_model_dir, monkeypatch
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", record)
     examples = [Example("Q: capital of Kenya? A:", " Nairobi"), Example("", FACT), Example("Q: x A:", " a b c d")]
     for micro in (3, 1):
-        loaded = load_model(resolve_model(str(tiny_model_dir)))
+        loaded = load_model(resolve_model(str(tiny_model_dir)), device=TEST_DEVICE)
         settings = TrainingSettings(lr=1e-2, epochs=1, batch_size=3, micro_batch_size=micro)
         train(loaded.model, loaded.tokenizer, examples, list(loaded.model.parameters()), settings)
     assert len(gradients) == 2 and gradients[0].abs().max() > 0

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import requires_controlled_ripple_splits
+from helpers import TEST_DEVICE, requires_controlled_ripple_splits
 from lm_eval.api.instance import Instance
 
 from ripplebench.harness.lm_model import EditingLM
@@ -88,7 +88,7 @@ def run_lm_eval(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess
     output = tmp_path / "out"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     process = subprocess.run(
-        [str(LM_EVAL), *args, "--output_path", str(output), "--device", "cpu"],
+        [str(LM_EVAL), *args, "--output_path", str(output), "--device", TEST_DEVICE],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )
     assert process.returncode == 0, process.stderr[-3000:]

@@ -75,18 +75,18 @@ def _tiny_models(tiny) -> list:
 def test_rows_cut_before_the_subject_give_the_same_logits_with_the_past_cached(tiny, architecture):
     """v* runs only the tokens from the subject's last one on, after a cached past; with a delta
     added there, the logits must equal those of the uncut rows (also for a row cut at token 0)."""
-    model = _tiny_models(tiny)[architecture]
+    model = _tiny_models(tiny)[architecture].to(tiny.device)
     facts = [*BORN.atomic_facts, *FOUNDED.atomic_facts]
-    rows = encode_rows(tiny.tokenizer, facts, ["", "Some prefix. "])
+    rows = encode_rows(tiny.tokenizer, facts, ["", "Some prefix. "]).to(tiny.device)
     cut = rows.subject_last.clone()
     cut[-1] = 0
     split = split_rows(rows, cut, tiny.tokenizer.pad_token_id)
     paths = resolve_paths(model)
-    delta = torch.randn(len(cut), model.config.hidden_size)
+    delta = torch.randn(len(cut), model.config.hidden_size).to(tiny.device)
 
     def logits(input_ids, attention_mask, labels, position, past=None):
         def change(hidden):
-            return hidden + torch.zeros_like(hidden).index_put((torch.arange(len(cut)), position), delta)
+            return hidden + torch.zeros_like(hidden).index_put((torch.arange(len(cut), device=cut.device), position), delta)
 
         with edit_output(paths.layer(model, 1), change), torch.no_grad():
             return logits_at(model, input_ids, attention_mask, labels != -100, past)
@@ -207,7 +207,7 @@ def test_edit_makes_the_target_the_top_prediction(tiny, tmp_path, name, override
 
     def target_log_prob() -> tuple[bool, float]:
         with torch.no_grad():
-            logits = tiny.model(**tiny.tokenizer(fact.prompt, return_tensors="pt")).logits[0, -1]
+            logits = tiny.model(**tiny.tokenizer(fact.prompt, return_tensors="pt").to(tiny.device)).logits[0, -1]
         return int(logits.argmax()) == target, float(torch.log_softmax(logits, -1)[target])
 
     assert not target_log_prob()[0]

@@ -44,7 +44,7 @@ def test_full_cpt_that_does_not_fit_fails_before_training_and_names_what_fits(ti
         editor.apply(tiny, [EDIT])
     message = str(raised.value)
     assert re.search(
-        r"Editor 'cpt' with layers='all', lora_rank=0 needs at least [0-9.]+ MiB more memory to train .* on cpu, "
+        rf"Editor 'cpt' with layers='all', lora_rank=0 needs at least [0-9.]+ MiB more memory to train .* on {tiny.device}, "
         rf"but [0-9.]+ MiB is available\. Settings that fit: editor\.layers={4 - top}-3 \([0-9.]+ MiB\), "
         r"editor\.lora_rank=16 \([0-9.]+ MiB\)\.",
         message,

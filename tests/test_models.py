@@ -43,6 +43,13 @@ def test_decoder_layers_are_found_by_count(tiny):
     assert prefix == "model.layers" and len(layers) == 4
 
 
+def test_models_keep_the_reference_layers_in_train_mode(tiny):
+    """No Hub kernels: editors train and hook the model's own modules, offline, on any device."""
+    tiny.model.train()
+    assert not getattr(tiny.model, "use_kernels", False)
+    tiny.model.eval()
+
+
 def test_prompt_formats(tiny):
     tokenizer = tiny.tokenizer
     assert resolve_prompt_format("auto", tokenizer) == "chat"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import requires_controlled_ripple_splits
+from helpers import TEST_DEVICE, requires_controlled_ripple_splits
 
 from ripplebench.harness.runs import load_run, read_records
 
@@ -121,7 +121,7 @@ def assert_lm_eval_resumes_after_kill(
     output = folder / "out"
     command = [
         str(BIN / "lm_eval"), "--model", "editing", "--model_args", model_args,
-        "--tasks", TASK, "--limit", str(limit), "--batch_size", "4", "--device", "cpu",
+        "--tasks", TASK, "--limit", str(limit), "--batch_size", "4", "--device", TEST_DEVICE,
         "--output_path", str(output), "--log_samples",
     ]
     kill_once_journaled(command, folder, output / "journal")

@@ -320,7 +320,7 @@ def test_lora_edits_push_the_merged_weights(tiny, fake_vllm):
     before = {name: p.detach().clone() for name, p in tiny.model.named_parameters()}
     handle = editor.apply(tiny, [EDIT])
     in_vllm = {name: p.clone() for name, p in fake_vllm.llm.worker.get_model().parameters.items()}
-    ids = tiny.tokenizer("Elizabeth Ruiz was born in", return_tensors="pt")["input_ids"]
+    ids = tiny.tokenizer("Elizabeth Ruiz was born in", return_tensors="pt")["input_ids"].to(tiny.device)
     with torch.no_grad():
         lora_logits = handle.adapter(input_ids=ids).logits
     edited, _ = vllm_backend.touched_tensors(handle)
