@@ -103,7 +103,7 @@ def test_rank1_factors_rebuild_autograd_weight_gradient(tiny):
     batch = text_batch(tiny.tokenizer, ["Elizabeth Ruiz was born in Kenya.", "Veltrix Dynamics was founded in France."])
     assert (batch.attention_mask == 0).any(), "the batch should contain padding"
 
-    inputs = {key: value.to(model.device) for key, value in batch.model_inputs().items()}
+    inputs = batch.model_inputs(model.device)
 
     def loss():
         return token_nll(model(**inputs).logits, batch.labels.to(model.device))

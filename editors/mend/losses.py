@@ -34,8 +34,9 @@ class TokenBatch:
     attention_mask: torch.Tensor
     labels: torch.Tensor
 
-    def model_inputs(self) -> dict[str, torch.Tensor]:
-        return {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
+    def model_inputs(self, device: torch.device | str) -> dict[str, torch.Tensor]:
+        """The model's keyword inputs, on `device`."""
+        return {"input_ids": self.input_ids.to(device), "attention_mask": self.attention_mask.to(device)}
 
 
 def _ids(tokenizer: Any, text: str, special: bool) -> list[int]:

@@ -110,7 +110,7 @@ class MetaTrainer:
         return inner, outer, loc
 
     def _logits(self, batch: TokenBatch, weights: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        inputs = {k: v.to(self.config.device) for k, v in batch.model_inputs().items()}
+        inputs = batch.model_inputs(self.config.device)
         if weights is None:
             return self.model(**inputs).logits
         return functional_call(self.model, weights, args=(), kwargs=inputs).logits
