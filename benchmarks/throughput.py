@@ -37,8 +37,8 @@ from ripplebench.editors.locate.stats import forget_read_statistics  # noqa: E40
 from ripplebench.editors.registry import build_editor  # noqa: E402
 from ripplebench.harness.engine import EditThenQuery, Query, edits_from_doc, group_by_edits, peak_rss_mb, timing_stats  # noqa: E402
 from ripplebench.harness.generation import greedy_generate  # noqa: E402
-from ripplebench.harness.models import LoadedModel, load_model, resolve_model  # noqa: E402
-from ripplebench.harness.prompts import render_prompt, resolve_prompt_format  # noqa: E402
+from ripplebench.core.models import LoadedModel, load_model, resolve_model  # noqa: E402
+from ripplebench.core.prompts import render_prompt, resolve_prompt_format  # noqa: E402
 from ripplebench.harness.runs import write_json  # noqa: E402
 from ripplebench.tasks.controlled_ripple.utils import read_documents, split_file  # noqa: E402
 

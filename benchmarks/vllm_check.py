@@ -47,7 +47,7 @@ def task_queries(task: str, limit: int) -> list:
 def compare(loaded, editor, decoder, queries: Sequence, batch_size: int) -> tuple[list[tuple], float, float]:
     """Apply each edit group once, answer with both backends; (differences, hf seconds, vllm seconds)."""
     from ripplebench.harness.engine import EditThenQuery, group_by_edits
-    from ripplebench.harness.prompts import resolve_prompt_format
+    from ripplebench.core.prompts import resolve_prompt_format
     from ripplebench.harness.vllm_backend import PushingEditor
 
     pushing = PushingEditor(editor, decoder)
@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     from ripplebench.editors import build_editor
-    from ripplebench.harness.models import load_model, resolve_model, weights_dir
+    from ripplebench.core.models import load_model, resolve_model, weights_dir
     from ripplebench.harness.vllm_backend import VLLMSettings, build_decoder
 
     source = resolve_model("smollm2-135m")

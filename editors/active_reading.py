@@ -94,7 +94,7 @@ class LocalGenerator:
 
     @torch.no_grad()
     def complete(self, prompts: Sequence[str]) -> list[str]:
-        from ripplebench.harness.prompts import render_prompt, resolve_prompt_format
+        from ripplebench.core.prompts import render_prompt, resolve_prompt_format
 
         tokenizer, network, device = self.loaded.tokenizer, self.loaded.model, self.loaded.device
         style = "chat" if resolve_prompt_format("auto", tokenizer) == "chat" else "raw"

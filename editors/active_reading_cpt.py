@@ -63,7 +63,7 @@ class ActiveReadingCPT(CPT):
         if settings.generator == "self":
             loaded = model
         else:
-            from ripplebench.harness.models import load_model, resolve_model
+            from ripplebench.core.models import load_model, resolve_model
 
             loaded = load_model(resolve_model(settings.generator), device=str(model.device))
         return LocalGenerator(loaded, settings.temperature, settings.generation_seed, settings.max_new_tokens)
@@ -72,7 +72,7 @@ class ActiveReadingCPT(CPT):
         """One ActiveReader per generator, made on first use."""
         key = f"self:{id(model.model)}" if self.config.generator == "self" else self.config.generator
         if key not in self._readers:
-            from ripplebench.harness.models import default_cache_dir
+            from ripplebench.core.models import default_cache_dir
 
             cache = self.config.cache_dir or default_cache_dir() / "active_reading"
             self._readers[key] = ActiveReader(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Sequence
 import torch
 
 if TYPE_CHECKING:
-    from ripplebench.harness.models import LoadedModel
+    from ripplebench.core.models import LoadedModel
 
 
 @dataclass(frozen=True)

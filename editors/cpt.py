@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ripplebench.harness.models import decoder_layers
+from ripplebench.core.models import decoder_layers
 
 from .base import Edit, EditHandle, Editor, EditorConfig, snapshot_parameters
 from .layers import layer_parameters, parse_layer_range

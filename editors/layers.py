@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ripplebench.harness.models import decoder_layers
+from ripplebench.core.models import decoder_layers
 
 
 def parse_layer_range(spec: str, num_layers: int) -> range | None:

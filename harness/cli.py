@@ -30,7 +30,7 @@ def list_editors(_: argparse.Namespace) -> int:
 
 def list_models(_: argparse.Namespace) -> int:
     """Print the built-in model aliases."""
-    from ripplebench.harness.models import ALIASES
+    from ripplebench.core.models import ALIASES
 
     for name, alias in ALIASES.items():
         print(f"{name}  {alias.description} (install: {alias.install})")
@@ -86,8 +86,8 @@ def sft_qa(args: argparse.Namespace) -> int:
     """Make a "-QA" model: two short-answer SFT stages (paper Table 23), then save it."""
     from pathlib import Path
 
-    from ripplebench.harness.models import load_model, resolve_model
-    from ripplebench.harness.prompts import resolve_prompt_format
+    from ripplebench.core.models import load_model, resolve_model
+    from ripplebench.core.prompts import resolve_prompt_format
     from ripplebench.harness.sft_qa import (
         CONTROLLED_RIPPLE_TRAIN,
         RIPPLE_QA_SETTINGS,

@@ -22,8 +22,8 @@ from typing import Any
 from ripplebench.editors.training import TrainingSettings
 from ripplebench.harness.data.controlled_ripple import SPLITS, split_path
 from ripplebench.harness.data.controlled_ripple_io import committed_data_dir
-from ripplebench.harness.models import ALIASES, load_model, resolve_model
-from ripplebench.harness.prompts import resolve_prompt_format
+from ripplebench.core.models import ALIASES, load_model, resolve_model
+from ripplebench.core.prompts import resolve_prompt_format
 from ripplebench.harness.sft_qa import (
     CONTROLLED_RIPPLE_TRAIN,
     RIPPLE_QA_SETTINGS,

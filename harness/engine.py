@@ -13,8 +13,8 @@ from tqdm import tqdm
 from ripplebench.editors.base import AtomicFact, Edit, Editor
 from ripplebench.harness.generation import Decode, greedy_generate
 from ripplebench.harness.journal import EditJournal
-from ripplebench.harness.models import LoadedModel
-from ripplebench.harness.prompts import render_prompt
+from ripplebench.core.models import LoadedModel
+from ripplebench.core.prompts import render_prompt
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ from ripplebench.harness.engine import EditThenQuery, Query, edits_from_doc, pea
 from ripplebench.harness.journal import EditJournal, digest
 from ripplebench.harness.judge import METADATA_PREFIX as JUDGE_PREFIX
 from ripplebench.harness import vllm_backend
-from ripplebench.harness.models import LoadedModel, load_config, load_model, resolve_model, weights_dir, weights_identity
-from ripplebench.harness.prompts import PROMPT_FORMATS, resolve_prompt_format
+from ripplebench.core.models import LoadedModel, load_config, load_model, resolve_model, weights_dir, weights_identity
+from ripplebench.core.prompts import PROMPT_FORMATS, resolve_prompt_format
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from typing import Any, Callable, Iterable, Sequence
 from ripplebench.editors.training import Example, TrainingSettings, train
 from ripplebench.harness.data.controlled_ripple import split_path
 from ripplebench.harness.data.controlled_ripple_io import committed_data_dir, read_text
-from ripplebench.harness.models import LoadedModel
-from ripplebench.harness.prompts import render_prompt
+from ripplebench.core.models import LoadedModel
+from ripplebench.core.prompts import render_prompt
 
 TRIVIAQA = "triviaqa"
 TRIVIAQA_HUB = ("mandarjoshi/trivia_qa", "rc.nocontext")

@@ -190,7 +190,7 @@ def _label(text: str) -> str:
 
 
 def _model_entry(item: Any, where: str) -> ModelEntry:
-    from ripplebench.harness.models import resolve_model
+    from ripplebench.core.models import resolve_model
 
     if isinstance(item, str):
         item = {"model": item}

@@ -22,7 +22,7 @@ import torch
 from ripplebench.editors.base import Edit, EditHandle, Editor
 from ripplebench.editors.cpt import LoRAHandle
 from ripplebench.harness.generation import truncate_at_stops
-from ripplebench.harness.models import LoadedModel
+from ripplebench.core.models import LoadedModel
 
 BACKENDS = ("hf", "vllm")
 INSTALL = "pip install 'ripplebench[vllm]'"

@@ -23,7 +23,7 @@ import torch
 import yaml
 
 from ripplebench.editors import AtomicFact, Edit, build_editor
-from ripplebench.harness.models import LoadedModel, load_model, resolve_model
+from ripplebench.core.models import LoadedModel, load_model, resolve_model
 
 DATA = Path(__file__).parent / "data" / "counterfact_20.jsonl"
 

@@ -18,7 +18,7 @@ from judge_server import FakeJudge
 from test_mend import RECORDS, checkpoint, data_files  # noqa: F401 (fixtures: a tiny trained hypernetwork)
 
 from ripplebench.editors import build_editor
-from ripplebench.harness.models import resolve_model
+from ripplebench.core.models import resolve_model
 
 GOOD = RECORDS[0]
 

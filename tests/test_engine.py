@@ -143,7 +143,7 @@ def test_cross_group_batches_give_the_answers_of_per_group_answering(tiny):
     """Length-sorted batches over many groups answer as one-group, one-question-at-a-time decoding."""
     from ripplebench.editors.registry import build_editor
     from ripplebench.harness.generation import greedy_generate
-    from ripplebench.harness.prompts import render_prompt
+    from ripplebench.core.prompts import render_prompt
 
     facts = ["Elizabeth Ruiz was born in Kenya.", "Veltrix Dynamics was founded in France.", "Adam was born in Norway."]
     edits = [Edit(id=str(n), fact=fact, subject_type="person") for n, fact in enumerate(facts)]

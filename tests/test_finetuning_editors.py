@@ -283,7 +283,7 @@ def test_loss_covers_the_completion_only(tiny):
 
 
 def test_gradient_accumulation_matches_one_big_batch(tiny_model_dir, monkeypatch):
-    from ripplebench.harness.models import load_model, resolve_model
+    from ripplebench.core.models import load_model, resolve_model
 
     clip = torch.nn.utils.clip_grad_norm_
     gradients = []

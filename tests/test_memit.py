@@ -282,7 +282,7 @@ def test_presets_carry_table_26_for_llama_3_2_1b():
 def test_memit_edits_gpt2_conv1d_projections_and_reverts(tiny, tmp_path):
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from ripplebench.harness.models import LoadedModel
+    from ripplebench.core.models import LoadedModel
 
     torch.manual_seed(0)
     config = GPT2Config(n_layer=3, n_embd=32, n_head=2, vocab_size=len(tiny.tokenizer), n_positions=128)

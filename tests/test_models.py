@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-import ripplebench.harness.models as models
+import ripplebench.core.models as models
 from ripplebench.harness.generation import greedy_generate
-from ripplebench.harness.prompts import render_prompt, resolve_prompt_format
+from ripplebench.core.prompts import render_prompt, resolve_prompt_format
 
 
 def test_missing_alias_package_names_the_install_command(monkeypatch):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ripplebench.harness.cli import main
-from ripplebench.harness.models import load_model, resolve_model
+from ripplebench.core.models import load_model, resolve_model
 from ripplebench.harness.sft_qa import (
     RIPPLE_QA_SETTINGS,
     TRIVIAQA_SETTINGS,

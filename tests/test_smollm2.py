@@ -12,7 +12,7 @@ import pytest
 from helpers import parameters_hash, requires_controlled_ripple_splits
 
 from ripplebench.editors import Edit, build_editor
-from ripplebench.harness.models import converted_gguf_dir, load_model, resolve_model
+from ripplebench.core.models import converted_gguf_dir, load_model, resolve_model
 
 pytestmark = pytest.mark.slow
 

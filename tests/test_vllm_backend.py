@@ -21,7 +21,7 @@ from ripplebench.editors import Edit, EditHandle, Editor, snapshot_parameters
 from ripplebench.editors.registry import build_editor
 from ripplebench.harness import vllm_backend
 from ripplebench.harness.engine import EditThenQuery, Query
-from ripplebench.harness.prompts import render_prompt
+from ripplebench.core.prompts import render_prompt
 from ripplebench.harness.vllm_backend import PushingEditor, PushTarget, VLLMDecoder, push_target
 
 EDIT = Edit(id="e1", fact="Elizabeth Ruiz was born in Malaysia.")
@@ -370,7 +370,7 @@ needs_vllm_gpu = pytest.mark.skipif(
 
 @needs_vllm_gpu
 def test_vllm_answers_like_hf_before_during_and_after_an_edit(tiny_model_dir):
-    from ripplebench.harness.models import load_model, resolve_model
+    from ripplebench.core.models import load_model, resolve_model
 
     loaded = load_model(resolve_model(str(tiny_model_dir)), device="cuda")
     settings = vllm_backend.VLLMSettings(gpu_memory_utilization=0.2)

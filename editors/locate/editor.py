@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ripplebench.harness.models import LoadedModel
+from ripplebench.core.models import LoadedModel
 
 from ..base import AtomicFact, Edit, EditHandle, Editor, snapshot_parameters
 from .config import LocateEditConfig, parse_layers

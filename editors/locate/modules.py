@@ -17,7 +17,7 @@ from typing import Any, Callable, ContextManager, Iterator, Mapping
 
 import torch
 
-from ripplebench.harness.models import decoder_layers
+from ripplebench.core.models import decoder_layers
 
 from .rows import SplitRows
 

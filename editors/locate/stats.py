@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 import torch
 from tqdm import tqdm
 
-from ripplebench.harness.models import LoadedModel, default_cache_dir
+from ripplebench.core.models import LoadedModel, default_cache_dir
 
 from .corpus import Corpus
 from .modules import ModulePaths, capture_inputs, forward_until

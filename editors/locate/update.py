@@ -19,7 +19,7 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 
-from ripplebench.harness.models import LoadedModel
+from ripplebench.core.models import LoadedModel
 
 from .modules import ModulePaths, as_weight_update, capture_inputs, capture_outputs, forward_until
 from .rows import Rows

@@ -23,7 +23,7 @@ from typing import Iterator, Sequence
 import torch
 from tqdm import tqdm
 
-from ripplebench.harness.models import LoadedModel
+from ripplebench.core.models import LoadedModel
 
 from ..base import AtomicFact
 from .modules import (

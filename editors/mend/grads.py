@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 
 from ripplebench.editors.layers import parse_layer_range
-from ripplebench.harness.models import decoder_layers
+from ripplebench.core.models import decoder_layers
 
 Factors = dict[str, tuple[torch.Tensor, torch.Tensor]]
 

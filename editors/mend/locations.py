@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import torch
 
-from ripplebench.harness.models import default_cache_dir
+from ripplebench.core.models import default_cache_dir
 
 log = logging.getLogger(__name__)
 

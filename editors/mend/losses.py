@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ripplebench.editors.base import Edit
 from ripplebench.editors.training import pad_rows
-from ripplebench.harness.prompts import render_prompt
+from ripplebench.core.prompts import render_prompt
 
 INNER_LOSSES = ("clm", "sft")
 OUTER_LOSSES = ("propagation", "paraphrase")

@@ -42,8 +42,8 @@ from ripplebench.harness.data.controlled_ripple import split_path
 from ripplebench.harness.data.controlled_ripple_io import committed_data_dir
 from ripplebench.harness.engine import EditThenQuery, Query
 from ripplebench.harness.metrics import exact_match
-from ripplebench.harness.models import load_model, resolve_model
-from ripplebench.harness.prompts import resolve_prompt_format
+from ripplebench.core.models import load_model, resolve_model
+from ripplebench.core.prompts import resolve_prompt_format
 
 from .checkpoint import TrainedHypernet, fingerprint, read_checkpoint, save_checkpoint
 from .config import TrainConfig

@@ -317,7 +317,7 @@ def default_data_dir() -> Path:
     """Where prepared data lives: $RIPPLEBENCH_RIPPLEEDIT_DIR, else <ripplebench cache>/rippleedit."""
     if os.environ.get(DATA_DIR_ENV):
         return Path(os.environ[DATA_DIR_ENV]).expanduser()
-    from ripplebench.harness.models import default_cache_dir
+    from ripplebench.core.models import default_cache_dir
 
     return default_cache_dir() / "rippleedit"
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -20,7 +19,8 @@ from typing import Any
 
 import torch
 
-CACHE_ENV = "RIPPLEBENCH_CACHE"
+from .cache import default_cache_dir
+
 GGUF_MAGIC = b"GGUF"
 
 
@@ -82,11 +82,6 @@ class LoadedModel:
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
-
-
-def default_cache_dir() -> Path:
-    """The cache folder: $RIPPLEBENCH_CACHE, else ~/.cache/ripplebench."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "ripplebench")
 
 
 def _package_dir(package: str) -> Path | None:
