@@ -24,8 +24,11 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from ripplebench.harness.runs import find_runs, load_run, read_records, write_json
-from ripplebench.harness.significance import PAIRING_FIELDS, paired_bootstrap
+from ripplebench.core.io import read_jsonl, write_json
+from ripplebench.harness.data.controlled_ripple.splits import TEST_TASK_SPLITS, task_name
+from ripplebench.harness.documents import PAIRING_FIELDS
+from ripplebench.harness.runs import find_runs, load_run
+from ripplebench.harness.significance import paired_bootstrap
 from ripplebench.tasks.controlled_ripple.utils import read_documents, read_group_documents, split_file
 
 SETTINGS = {"single": ("", 0), "multi10": ("_multi10", 10), "multi20": ("_multi20", 20)}
@@ -36,7 +39,7 @@ def setting_documents(split: str, setting: str) -> tuple[str, list[dict[str, Any
     """The task name of a setting and its documents, in lm-eval's order."""
     suffix, size = SETTINGS[setting]
     path = split_file(split)
-    return f"controlled_ripple_{split}{suffix}", read_group_documents(path, size) if size else read_documents(path)
+    return task_name(split, suffix), read_group_documents(path, size) if size else read_documents(path)
 
 
 def group_instances(split: str, group: int) -> list[str]:
@@ -81,7 +84,7 @@ def scores(folder: Path) -> tuple[dict[tuple, dict[str, float]], float]:
     run = load_run(folder)
     per_question = {}
     for path in run.samples.values():
-        for record in read_records(path):
+        for record in read_jsonl(path):
             key = tuple(record["doc"][name] for name in PAIRING_FIELDS)
             per_question[key] = {m: float(record[m]) for m in METRICS if isinstance(record.get(m), (int, float))}
     results = json.loads(run.results.read_text()) if run.results else {}
@@ -129,7 +132,7 @@ def markdown(tables: dict[str, dict[str, Any]]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--editors", default="prepend,cpt,memit_smollm2,alphaedit_smollm2,propmend_smollm2_cpu,rledit_smollm2_cpu")
-    parser.add_argument("--split", default="id", choices=("id", "ood_entity", "ood_relation", "ood_both"))
+    parser.add_argument("--split", default="id", choices=tuple(TEST_TASK_SPLITS))
     parser.add_argument("--group", type=int, default=1, help="which multi10 group's instances (1-based)")
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--batch_size", type=int, default=16)

@@ -17,14 +17,8 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from ripplebench.harness.data.controlled_ripple_kb import (
-    ENTITY_TYPES,
-    PACKAGE_KB_DIR,
-    Entity,
-    EntityType,
-    KnowledgeBase,
-    load_knowledge_base,
-)
+from ripplebench.core.knowledge_base import ENTITY_TYPES, Entity, EntityType, KnowledgeBase, load_knowledge_base
+from ripplebench.core.paths import CONTROLLED_RIPPLE_KB_DIR as PACKAGE_KB_DIR
 
 
 def load_kb_folder(folder: str | Path = PACKAGE_KB_DIR) -> KnowledgeBase:

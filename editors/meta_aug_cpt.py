@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
-from ripplebench.harness.data.controlled_ripple_kb import PACKAGE_KB_DIR
+from ripplebench.core.paths import CONTROLLED_RIPPLE_KB_DIR as PACKAGE_KB_DIR
 
 from .augment import augment_facts, load_kb_folder
 from .base import Edit, EditHandle

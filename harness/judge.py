@@ -26,6 +26,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from ripplebench.core.cache import default_cache_dir
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATE = Path(__file__).parent / "templates" / "judge_prompt.jinja"
@@ -41,8 +43,8 @@ class JudgeError(RuntimeError):
 
 
 def _default_cache_dir() -> Path:
-    root = os.environ.get("RIPPLEBENCH_CACHE") or Path.home() / ".cache" / "ripplebench"
-    return Path(root) / "judge"
+    """Judgements are cached in <ripplebench cache>/judge."""
+    return default_cache_dir() / "judge"
 
 
 @dataclass(frozen=True)
@@ -146,13 +148,6 @@ class JudgeItem:
     question: str
     answers: tuple[str, ...]
     prediction: str
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "JudgeItem":
-        return cls(str(data["question"]), tuple(str(a) for a in data["answers"]), str(data["prediction"]))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"question": self.question, "answers": list(self.answers), "prediction": self.prediction}
 
 
 @dataclass

@@ -8,6 +8,8 @@ exact-match metric, aggregated with lm-eval's `mean`, so the tables show lm-eval
 error for LLM-Score too. Answers the judge could not score are left out of the llm_* metrics and
 counted in the log; without a configured judge there are no llm_* rows and the log says so.
 
+Answers saved after the fact are judged by `rescore` (`ripplebench judge`).
+
 Judge settings come from RIPPLEBENCH_JUDGE_* environment variables and from lm-eval's
 `--metadata` / `--model_args` (`judge_<setting>`), which reach the task's dataset loader; the
 loader passes them to `use_task_metadata`.
@@ -15,7 +17,6 @@ loader passes them to `use_task_metadata`.
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime
 from pathlib import Path
@@ -23,16 +24,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from lm_eval.api.filter import Filter
 
-from ripplebench.harness.judge import (
-    ENV_PREFIX,
-    METADATA_PREFIX,
-    Judge,
-    JudgeError,
-    JudgeItem,
-    JudgeReport,
-    JudgeSettings,
-)
-from ripplebench.harness.runs import Run, find_runs, read_records, write_json, write_records
+from ripplebench.core.io import write_jsonl
+from ripplebench.harness.documents import ANSWERS_FIELD, QUESTION_FIELD
+from ripplebench.harness.judge import ENV_PREFIX, METADATA_PREFIX, Judge, JudgeError, JudgeItem, JudgeSettings
 
 # A child of lm-eval's logger, so these lines appear in lm_eval's output with its own.
 log = logging.getLogger("lm_eval.ripplebench.llm_score")
@@ -76,7 +70,7 @@ class JudgeFilter(Filter):
     holding the question and the list of valid answers.
     """
 
-    def __init__(self, question_field: str = "question", answers_field: str = "answers", **kwargs: Any) -> None:
+    def __init__(self, question_field: str = QUESTION_FIELD, answers_field: str = ANSWERS_FIELD, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.question_field = question_field
         self.answers_field = answers_field
@@ -117,7 +111,7 @@ class JudgeFilter(Filter):
 
 
 def judge_item(
-    doc: Mapping[str, Any], answer: str, question_field: str = "question", answers_field: str = "answers"
+    doc: Mapping[str, Any], answer: str, question_field: str = QUESTION_FIELD, answers_field: str = ANSWERS_FIELD
 ) -> JudgeItem:
     """The judge item of one document and its generated answer."""
     try:
@@ -133,10 +127,11 @@ def llm_metrics(metrics: Mapping[str, float], answer: str) -> dict[str, float]:
 
     Empty when the answer was not judged (no judge configured) or could not be scored.
     """
-    return _llm_values(metrics, getattr(answer, "llm_score", None))
+    return llm_values(metrics, getattr(answer, "llm_score", None))
 
 
-def _llm_values(names: Iterable[str], score: float | None) -> dict[str, float]:
+def llm_values(names: Iterable[str], score: float | None) -> dict[str, float]:
+    """`llm_<name>` = `score` for each name that is not an llm_ metric already; empty when `score` is None."""
     if score is None:
         return {}
     return {LLM_PREFIX + name: score for name in names if not name.startswith(LLM_PREFIX)}
@@ -148,74 +143,5 @@ def save_unjudged(settings: JudgeSettings, docs: Sequence[dict], answers: Sequen
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"unjudged_{datetime.now().strftime('%Y-%m-%dT%H-%M-%S.%f')}.jsonl"
     pairs = enumerate(zip(docs, answers))
-    write_records(path, ({"doc_id": number, "doc": doc, "filtered_resps": [str(answer)]} for number, (doc, answer) in pairs))
+    write_jsonl(path, ({"doc_id": number, "doc": doc, "filtered_resps": [str(answer)]} for number, (doc, answer) in pairs))
     return path
-
-
-def rescore(
-    path: str | Path,
-    settings: JudgeSettings,
-    retry_unscorable: bool = False,
-    question_field: str = "question",
-    answers_field: str = "answers",
-) -> tuple[list[Run], JudgeReport]:
-    """Judge every answer in saved sample logs; write llm_* scores into them and their results file.
-
-    Each record gets `llm_<metric>` for each of its exact-match metrics (files without metric
-    names, such as the ones `JudgeFilter` saves on failure, get `llm_score`). The results file,
-    when there is one, gets each llm_* metric's mean and standard error per task, computed as
-    lm-eval computes them. Judgements come from the cache when they were made before.
-    """
-    runs = find_runs(path)
-    logs = [
-        (run, task, sample_path, read_records(sample_path)) for run in runs for task, sample_path in run.samples.items()
-    ]
-    records = [record for *_, task_records in logs for record in task_records]
-    for record in records:
-        if not record.get("filtered_resps") or "doc" not in record:
-            raise ValueError(
-                f"A record (doc_id {record.get('doc_id')}) has no doc or filtered_resps; is this an lm-eval sample log?"
-            )
-    items = [
-        judge_item(record["doc"], str(record["filtered_resps"][0]), question_field, answers_field) for record in records
-    ]
-    judge = Judge(settings)
-    try:
-        scores, report = judge.score(items, retry_unscorable=retry_unscorable)
-    finally:
-        judge.close()
-    for record, score in zip(records, scores):
-        _set_llm_metrics(record, score)
-    for run, task, sample_path, task_records in logs:
-        write_records(sample_path, task_records)
-        if run.results is not None:
-            _update_results(run.results, task, task_records)
-    return runs, report
-
-
-def _set_llm_metrics(record: dict[str, Any], score: float | None) -> None:
-    names = [name for name in record.get("metrics", []) if not name.startswith(LLM_PREFIX)] or ["score"]
-    for name in names:
-        record.pop(LLM_PREFIX + name, None)
-    judged = _llm_values(names, score)
-    record.update(judged)
-    record["metrics"] = [*names, *judged] if "metrics" in record else list(judged)
-
-
-def _update_results(results_path: Path, task: str, records: list[dict[str, Any]]) -> None:
-    from lm_eval.api.metrics import mean, mean_stderr
-
-    results = json.loads(results_path.read_text(encoding="utf-8"))
-    table = results.setdefault("results", {}).setdefault(task, {"alias": task})
-    for key in [key for key in table if key.startswith(LLM_PREFIX)]:
-        del table[key]
-    values: dict[tuple[str, str], list[float]] = {}
-    for record in records:
-        for name in record.get("metrics", []):
-            if name.startswith(LLM_PREFIX):
-                values.setdefault((name, record.get("filter", "none")), []).append(record[name])
-    for (name, filter_key), scores in sorted(values.items()):
-        table[f"{name},{filter_key}"] = mean(scores)
-        table[f"{name}_stderr,{filter_key}"] = mean_stderr(scores) if len(scores) > 1 else "N/A"
-        results.setdefault("higher_is_better", {}).setdefault(task, {})[name] = True
-    write_json(results_path, results)

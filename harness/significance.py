@@ -18,10 +18,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ripplebench.harness.runs import Run, load_run, read_records
+from ripplebench.core.io import read_jsonl
+from ripplebench.harness.documents import sample_key
+from ripplebench.harness.runs import Run, load_run
 
-PAIRING_FIELDS = ("edit_id", "question_id", "kind")
-GROUP_FIELD = "group_id"  # multi-edit documents: the edit group the question was asked under
 CHUNK = 1000  # resamples drawn at once, to bound memory
 
 
@@ -68,19 +68,10 @@ def paired_bootstrap(
     )
 
 
-def sample_key(record: dict[str, Any]) -> tuple:
-    """How a sample is recognised across runs."""
-    doc = record.get("doc") or {}
-    if all(name in doc for name in PAIRING_FIELDS):
-        group = (doc[GROUP_FIELD],) if GROUP_FIELD in doc else ()
-        return tuple(doc[name] for name in PAIRING_FIELDS) + group
-    return ("doc_id", record["doc_id"])
-
-
 def _samples(run: Run) -> dict[tuple, dict[str, Any]]:
     samples: dict[tuple, dict[str, Any]] = {}
     for task, path in run.samples.items():
-        for record in read_records(path):
+        for record in read_jsonl(path):
             key = (task, record.get("filter", "none"), *sample_key(record))
             if key in samples:
                 raise ValueError(f"{path}: two samples share the key {key}; they cannot be paired.")

@@ -21,12 +21,14 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from ripplebench.harness.data.controlled_ripple import split_path
-from ripplebench.harness.data.controlled_ripple_io import committed_data_dir, read_jsonl
+from ripplebench.core.io import read_jsonl
+from ripplebench.core.paths import CONTROLLED_RIPPLE_DATA_DIR
+from ripplebench.harness.data.controlled_ripple.read import read_instances
+from ripplebench.harness.data.controlled_ripple.splits import split_path
+from ripplebench.harness.documents import EFFICACY, KIND_FIELD, RELATION_FIELD, question_and_answers
 from ripplebench.harness.metrics import exact_match
-from ripplebench.harness.runs import read_records
 
-TRAIN_SPLIT = split_path(committed_data_dir(), "train")
+TRAIN_SPLIT = split_path(CONTROLLED_RIPPLE_DATA_DIR, "train")
 
 
 def most_frequent(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -39,13 +41,13 @@ def most_frequent(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
 
 def majority_answers(instances: Iterable[dict[str, Any]]) -> dict[str, str]:
     """Each relation id's most frequent gold answer in Controlled RippleEdit instances."""
-    return most_frequent((q.get("relation_id", ""), q["answer"]) for i in instances for q in i["questions"])
+    return most_frequent((q.get(RELATION_FIELD, ""), q["answer"]) for i in instances for q in i["questions"])
 
 
 def efficacy_samples(records: Iterable[dict[str, Any]], source: str | Path) -> list[dict[str, Any]]:
     """The efficacy records among a sample log's records; `source` names the log in the error."""
-    efficacy = [record for record in records if record.get("doc", {}).get("kind") == "efficacy"]
-    if not efficacy or "relation_id" not in efficacy[0]["doc"]:
+    efficacy = [record for record in records if record.get("doc", {}).get(KIND_FIELD) == EFFICACY]
+    if not efficacy or RELATION_FIELD not in efficacy[0]["doc"]:
         raise ValueError(
             f"{source} has no efficacy documents with a relation_id: pass a --log_samples file of a "
             "controlled_ripple_* task."
@@ -55,20 +57,21 @@ def efficacy_samples(records: Iterable[dict[str, Any]], source: str | Path) -> l
 
 def read_samples(path: Path) -> list[dict[str, Any]]:
     """The efficacy records of an lm-eval samples file (one JSON object per line)."""
-    return efficacy_samples(read_records(path), path)
+    return efficacy_samples(read_jsonl(path), path)
 
 
 def answer_prior(samples: Sequence[dict[str, Any]], majority: dict[str, str]) -> dict[str, Any]:
     """The samples' efficacy, the majority-answer efficacy, and the overlap of the two.
 
     A relation missing from `majority` takes its most frequent gold answer among the samples."""
-    own = most_frequent((record["doc"]["relation_id"], record["doc"]["answers"][0]) for record in samples)
+    own = most_frequent((record["doc"][RELATION_FIELD], question_and_answers(record["doc"])[1][0]) for record in samples)
     correct = prior = both = 0
     for record in samples:
         doc = record["doc"]
-        guess = majority.get(doc["relation_id"]) or own.get(doc["relation_id"], "")
-        hit = record["efficacy"] == 1.0
-        prior_hit = bool(guess) and exact_match(doc["question"], guess, doc["answers"]) == 1.0
+        guess = majority.get(doc[RELATION_FIELD]) or own.get(doc[RELATION_FIELD], "")
+        question, answers = question_and_answers(doc)
+        hit = record[EFFICACY] == 1.0
+        prior_hit = bool(guess) and exact_match(question, guess, answers) == 1.0
         correct, prior, both = correct + hit, prior + prior_hit, both + (hit and prior_hit)
     count = len(samples)
     return {
@@ -91,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("samples", nargs="+", type=Path, help="lm-eval --log_samples files (samples_*.jsonl)")
     parser.add_argument("--train", type=Path, default=TRAIN_SPLIT, help="training split giving the majority answers")
     args = parser.parse_args(argv)
-    majority = majority_answers(read_jsonl(args.train))
+    majority = majority_answers(read_instances(args.train))
     print("| samples | questions | efficacy | majority-answer efficacy | correct | of which majority answer "
           "| efficacy where the majority answer is wrong |")
     print("|---|--:|--:|--:|--:|--:|--:|")

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from ripplebench.harness.runs import Run, find_runs, read_records
-from ripplebench.harness.significance import check_same_samples, sample_key
+from ripplebench.core.io import read_jsonl
+from ripplebench.harness.documents import sample_key
+from ripplebench.harness.runs import Run, find_runs
+from ripplebench.harness.significance import check_same_samples
 
 BASE_EDITOR = "none"
 
@@ -69,7 +71,7 @@ def who_ran(results: Path, config: dict[str, Any]) -> tuple[str, str, dict[str, 
 
 def keyed_samples(path: Path) -> dict[tuple, dict[str, Any]]:
     """A sample log's records by their pairing key; one filter per task."""
-    records = read_records(path)
+    records = read_jsonl(path)
     filters = sorted({record.get("filter", "none") for record in records})
     if len(filters) > 1:
         raise ValueError(f"{path} holds the filters {', '.join(filters)}; the leaderboard reads tasks with one.")

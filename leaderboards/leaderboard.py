@@ -22,18 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from ripplebench.harness.data.controlled_ripple.read import read_instances
+from ripplebench.harness.data.controlled_ripple.splits import TASK_PREFIX, TEST_TASK_SPLITS, task_name
 from ripplebench.harness.significance import metric_value, paired_bootstrap
 from ripplebench.leaderboards.answer_prior import TRAIN_SPLIT, answer_prior, efficacy_samples, majority_answers
 from ripplebench.leaderboards.collect import BASE_EDITOR, Entry, collect
 
 ALPHA = 0.05
-CONTROLLED_SPLITS = {
-    "id": "In-Domain",
-    "ood_entity": "OOD (Entity)",
-    "ood_relation": "OOD (Relation)",
-    "ood_both": "OOD (Both)",
-}
-MULTI_TASK = re.compile(r"controlled_ripple_(?P<split>[a-z_]+?)_multi(?P<edits>\d+)$")
+MULTI_TASK = re.compile(rf"{TASK_PREFIX}(?P<split>[a-z_]+?)_multi(?P<edits>\d+)$")
 SCORERS = {"EM": "", "LLM-Score": "llm_"}
 EFFICIENCY = {  # edit_stats / config.ripplebench field -> (column label, unit)
     "edit_seconds_mean": ("edit s / group", "seconds"),
@@ -154,7 +150,7 @@ def plans(tasks: Sequence[str], reported: dict[str, set[str]]) -> list[Plan]:
         found.append(Plan(f"Table 1 · RippleEdit ({task})", "efficacy / specificity x verbatim / non-verbatim",
                           {task: task}, strata))
     effi_spec = {"efficacy": "Effi.", "specificity": "Spec."}
-    single = {f"controlled_ripple_{split}": name for split, name in CONTROLLED_SPLITS.items()}
+    single = {task_name(split): name for split, name in TEST_TASK_SPLITS.items()}
     single = {task: name for task, name in single.items() if task in tasks}
     if single:
         found.append(Plan("Table 2 · Controlled RippleEdit, single edit", "efficacy / specificity per split",
@@ -165,9 +161,9 @@ def plans(tasks: Sequence[str], reported: dict[str, set[str]]) -> list[Plan]:
         if match:
             multi.setdefault(match["split"], {})[int(match["edits"])] = task
     for split, by_edits in multi.items():
-        columns = {f"controlled_ripple_{split}": "single"} if f"controlled_ripple_{split}" in tasks else {}
+        columns = {task_name(split): "single"} if task_name(split) in tasks else {}
         columns.update({by_edits[n]: f"{n} edits" for n in sorted(by_edits)})
-        found.append(Plan(f"Table 3 · Controlled RippleEdit, multi-edit, {CONTROLLED_SPLITS.get(split, split)}",
+        found.append(Plan(f"Table 3 · Controlled RippleEdit, multi-edit, {TEST_TASK_SPLITS.get(split, split)}",
                           "single vs several edits at once", columns, effi_spec))
     placed = {task for plan in found for task in plan.tasks}
     for task in (t for t in tasks if t not in placed):
@@ -304,15 +300,13 @@ def _editor_order(entries: Iterable[Entry], baseline: str) -> list[str]:
 
 def _majority(groups: dict[tuple[str, str], list[Entry]], train: Path) -> dict[str, str] | None:
     """Majority answers of the training split, when a Controlled RippleEdit run carries relation ids."""
-    from ripplebench.harness.data.controlled_ripple_io import read_jsonl
-
-    controlled = {f"controlled_ripple_{split}" for split in CONTROLLED_SPLITS}
+    controlled = {task_name(split) for split in TEST_TASK_SPLITS}
     needed = any(
         task in controlled and any("relation_id" in (r.get("doc") or {}) for r in e.samples.values())
         for (_, task), entries in groups.items()
         for e in entries
     )
-    return majority_answers(read_jsonl(train)) if needed and train.is_file() else None
+    return majority_answers(read_instances(train)) if needed and train.is_file() else None
 
 
 def build_leaderboard(

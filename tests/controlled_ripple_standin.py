@@ -12,7 +12,9 @@ from pathlib import Path
 
 import yaml
 
-from ripplebench.harness.data.controlled_ripple_kb import ENTITY_TYPES, PACKAGE_KB_DIR, PAPER_ENTITY_COUNTS
+from ripplebench.core.knowledge_base import ENTITY_TYPES
+from ripplebench.core.paths import CONTROLLED_RIPPLE_KB_DIR
+from ripplebench.harness.data.controlled_ripple.kb_checks import PAPER_ENTITY_COUNTS
 
 RELATIONS = {
     "person": {
@@ -79,7 +81,7 @@ def write_kb(folder: Path) -> Path:
     """Real files where the package has them, stand-ins for the rest; returns the folder."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in ENTITY_TYPES:
-        real = PACKAGE_KB_DIR / f"{name}.yaml"
+        real = CONTROLLED_RIPPLE_KB_DIR / f"{name}.yaml"
         if real.is_file():
             shutil.copy(real, folder / real.name)
         else:

@@ -9,7 +9,6 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-
 import torch
 
 # Where the tests put their models: the CPU, unless RIPPLEBENCH_TEST_DEVICE names another device
@@ -27,10 +26,10 @@ def parameters_hash(model: torch.nn.Module) -> str:
 
 
 def _missing_controlled_ripple_splits() -> list[str]:
-    from ripplebench.harness.data.controlled_ripple import SPLITS, split_path
-    from ripplebench.harness.data.controlled_ripple_io import committed_data_dir
+    from ripplebench.core.paths import CONTROLLED_RIPPLE_DATA_DIR
+    from ripplebench.harness.data.controlled_ripple.splits import SPLITS, split_path
 
-    return [split for split in SPLITS if not split_path(committed_data_dir(), split).is_file()]
+    return [split for split in SPLITS if not split_path(CONTROLLED_RIPPLE_DATA_DIR, split).is_file()]
 
 
 # Tests that run the controlled_ripple_* tasks need the generated splits. They are generated and

@@ -12,24 +12,27 @@ import yaml
 from controlled_ripple_standin import write_kb
 from helpers import requires_controlled_ripple_splits
 
-from ripplebench.harness.cli import main
-from ripplebench.harness.data import controlled_ripple as cr
-from ripplebench.harness.data.controlled_ripple_io import (
-    OFFICIAL_NAME,
-    committed_data_dir,
-    load_instances,
-    read_jsonl,
-)
-from ripplebench.harness.data.controlled_ripple_kb import (
+from ripplebench.core.knowledge_base import (
     ENTITY_TYPES,
-    PACKAGE_KB_DIR,
     KnowledgeBaseError,
     entity_id,
-    independent_source_problems,
-    knowledge_base_problems,
     load_knowledge_base,
     relation_id,
 )
+from ripplebench.core.paths import CONTROLLED_RIPPLE_DATA_DIR, CONTROLLED_RIPPLE_KB_DIR
+from ripplebench.harness.cli import main
+from ripplebench.harness.data.controlled_ripple.generate import fake_subjects, generate, reserved_words
+from ripplebench.harness.data.controlled_ripple.kb_checks import independent_source_problems, knowledge_base_problems
+from ripplebench.harness.data.controlled_ripple.read import OFFICIAL_NAME, load_instances, read_instances
+from ripplebench.harness.data.controlled_ripple.split_checks import split_problems
+from ripplebench.harness.data.controlled_ripple.splits import SPLITS, split_path
+from ripplebench.harness.data.controlled_ripple.templates import (
+    Subject,
+    load_name_lists,
+    load_story_templates,
+    template_problems,
+)
+from ripplebench.harness.data.controlled_ripple.write import serialize, write_splits
 
 IN_DOMAIN = ("train", "validation", "test_id")
 
@@ -47,14 +50,14 @@ def kb(kb_dir):
 
 @pytest.fixture(scope="module")
 def splits(kb):
-    return cr.generate(kb, seed=0)
+    return generate(kb, seed=0)
 
 
 # ---- knowledge base ---------------------------------------------------------------------------
 
 
 def available_types() -> list[str]:
-    return [name for name in ENTITY_TYPES if (PACKAGE_KB_DIR / f"{name}.yaml").is_file()]
+    return [name for name in ENTITY_TYPES if (CONTROLLED_RIPPLE_KB_DIR / f"{name}.yaml").is_file()]
 
 
 def test_every_knowledge_base_file_present_matches_tables_9_and_10():
@@ -73,7 +76,7 @@ def test_country_and_language_facts_agree_with_independent_sources():
 
 
 def test_independent_sources_catch_a_wrong_fact(tmp_path):
-    text = (PACKAGE_KB_DIR / "country.yaml").read_text().replace("calling_code: [\"+254\"", "calling_code: [\"+255\"")
+    text = (CONTROLLED_RIPPLE_KB_DIR / "country.yaml").read_text().replace("calling_code: [\"+254\"", "calling_code: [\"+255\"")
     (tmp_path / "country.yaml").write_text(text)
     problems, _ = independent_source_problems(load_knowledge_base(tmp_path, ["country"]))
     assert problems == ["country 'Kenya': calling_code +255 but phonenumbers says +254"]
@@ -120,34 +123,34 @@ def test_validate_fails_on_a_missing_file_or_a_wrong_count(kb_dir, tmp_path, cap
 
 
 def test_story_templates_fill_table_8_with_the_subjects_pronouns():
-    story = cr.load_story_templates()["country"]
-    person = cr.Subject("Mira Santos", "person", "female")
+    story = load_story_templates()["country"]
+    person = Subject("Mira Santos", "person", "female")
     assert person.fill(story["person"]["story"], country_1="Kenya", country_2="Malaysia", country_3="Egypt") == (
         "Mira Santos was born in Kenya. She spent most of her adult life in Malaysia. "
         "After retirement, she lived in Egypt and passed away."
     )
-    company = cr.Subject("Veltrix Dynamics", "company", "company")
+    company = Subject("Veltrix Dynamics", "company", "company")
     filled = company.fill(story["company"]["story"], country_1="France", country_2="Norway", country_3="India")
     assert "It later expanded its business to Norway" in filled
     assert company.fill(story["company"]["slots"][1]["description"]) == "the country Veltrix Dynamics expanded its business to"
-    assert cr.Subject("Omar Kessler", "person", "male").fill("{subject_possessive} {gender_obj}") == "Omar Kessler's him"
+    assert Subject("Omar Kessler", "person", "male").fill("{subject_possessive} {gender_obj}") == "Omar Kessler's him"
 
 
 def test_every_template_renders_and_a_broken_one_is_reported():
-    templates = cr.load_story_templates()
-    assert cr.template_problems(templates, list(ENTITY_TYPES)) == []
+    templates = load_story_templates()
+    assert template_problems(templates, list(ENTITY_TYPES)) == []
     broken = yaml.safe_load(yaml.safe_dump(templates))
     broken["species"]["company"]["slots"][2]["atomic"] = "{subject} saw {gender_nom}"
     del broken["event"]["person"]
-    assert cr.template_problems(broken, list(ENTITY_TYPES)) == [
+    assert template_problems(broken, list(ENTITY_TYPES)) == [
         "story template event/person: missing (needs 'story' and three 'slots')",
         "story template species/company: unknown placeholder 'gender_nom'",
     ]
 
 
 def test_fake_subjects_share_no_word_with_real_entities_or_answers(kb):
-    persons, companies = cr.fake_subjects(cr.load_name_lists(), kb)
-    reserved = cr.reserved_words(kb)
+    persons, companies = fake_subjects(load_name_lists(), kb)
+    reserved = reserved_words(kb)
     assert {"kenya", "nairobi", "shilling"} <= reserved
     for subject in persons + companies:
         assert not {w.casefold() for w in re.findall(r"\w{3,}", subject.name)} & reserved, subject.name
@@ -155,7 +158,7 @@ def test_fake_subjects_share_no_word_with_real_entities_or_answers(kb):
     assert len(persons) > 6000 and len(companies) > 3500
     names = {"female_first": ["Kenya", "Mira"], "male_first": [], "last_name": ["Santos", "Nairobi"],
              "company_root": ["Veltrix"], "company_suffix": ["Shilling", "Labs"]}  # fmt: skip
-    persons, companies = cr.fake_subjects(names, kb)
+    persons, companies = fake_subjects(names, kb)
     assert [s.name for s in persons] == ["Mira Santos"] and [s.name for s in companies] == ["Veltrix Labs"]
 
 
@@ -170,7 +173,7 @@ def test_split_sizes_follow_the_paper(splits):
 
 
 def test_generated_splits_keep_every_promise(splits, kb):
-    assert cr.split_problems(splits, kb) == []
+    assert split_problems(splits, kb) == []
 
 
 def test_ood_splits_are_disjoint_from_the_in_domain_ones(splits, kb):
@@ -219,12 +222,12 @@ def test_templates_are_filled_with_fitting_pronouns(splits):
 
 def test_questions_refer_to_the_entity_through_the_story(splits, kb):
     instance = next(i for i in splits["test_id"] if i["entity_type"] == "country" and i["subject_type"] == "person")
-    slots = cr.load_story_templates()["country"]["person"]["slots"]
+    slots = load_story_templates()["country"]["person"]["slots"]
     for question in instance["questions"]:
         relation = kb["country"].relations[question["relation_id"].split(":")[1]]
         index = instance["entity_ids"].index(question["entity_id"])
         gender = "female" if re.search(r"\b(she|her)\b", instance["text"]) else "male"
-        description = cr.Subject(instance["subject"], "person", gender).fill(slots[index]["description"])
+        description = Subject(instance["subject"], "person", gender).fill(slots[index]["description"])
         assert question["alias_question"] == relation.template.replace("{country}", description)
         assert question["unalias_question"] == relation.template.replace(
             "{country}", instance["atomic_facts"][index]["target"]
@@ -246,7 +249,7 @@ def test_the_checks_catch_broken_splits(splits, kb):
     ood_entity = broken["test_ood_entity"][1]["entity_ids"][0]
     broken["train"][0]["entity_ids"][0] = ood_entity
     broken["train"][1]["text"] += " {gender_subj}"
-    problems = "\n".join(cr.split_problems(broken, kb))
+    problems = "\n".join(split_problems(broken, kb))
     assert "missing split(s): validation, test_id" in problems
     assert "test_ood_entity[0] (test_ood_entity-0001) question 0: answers differ" in problems
     assert "train[0] (train-0001): entities" in problems and "are not all in-domain" in problems
@@ -255,12 +258,12 @@ def test_the_checks_catch_broken_splits(splits, kb):
 
 
 def test_generation_is_deterministic_and_seeded(kb, splits, kb_dir, tmp_path):
-    assert cr.serialize(cr.generate(kb, seed=0)["test_id"]) == cr.serialize(splits["test_id"])
-    assert cr.generate(kb, seed=1)["test_id"] != splits["test_id"]
+    assert serialize(generate(kb, seed=0)["test_id"]) == serialize(splits["test_id"])
+    assert generate(kb, seed=1)["test_id"] != splits["test_id"]
     for run in ("a", "b"):
         assert main(["data", "controlled-ripple", "generate", "--kb-dir", str(kb_dir), "--data-dir", str(tmp_path / run)]) == 0
     files = sorted(path.name for path in (tmp_path / "a").iterdir())
-    assert files == sorted(["README.md", *(cr.split_path(tmp_path, split).name for split in cr.SPLITS)])
+    assert files == sorted(["README.md", *(split_path(tmp_path, split).name for split in SPLITS)])
     assert "train.jsonl.gz" in files and "test_ood_both.jsonl" in files
     for name in files:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
@@ -298,7 +301,7 @@ def official_row(**overrides) -> dict:
 def test_loader_reads_our_files_and_the_official_release(splits, tmp_path):
     ours = tmp_path / "ours"
     ours.mkdir()
-    cr.write_splits(splits, ours)
+    write_splits(splits, ours)
     assert load_instances(ours, "train") == json.loads(json.dumps(splits["train"]))  # gzipped
     assert load_instances(ours / "test_id.jsonl")[0]["questions"] == splits["test_id"][0]["questions"]
     official = tmp_path / "official"
@@ -348,7 +351,7 @@ def test_a_malformed_row_is_named_by_file_line_and_field(tmp_path, row, message)
     path = tmp_path / "d.jsonl"
     path.write_text(json.dumps(official_row()) + "\n" + json.dumps(row) + "\n")
     with pytest.raises(ValueError, match=message):
-        read_jsonl(path)
+        read_instances(path)
 
 
 # ---- the committed splits (present once the knowledge base is complete) ------------------------
@@ -356,5 +359,5 @@ def test_a_malformed_row_is_named_by_file_line_and_field(tmp_path, row, message)
 
 @requires_controlled_ripple_splits
 def test_the_committed_splits_validate():
-    data = committed_data_dir()
-    assert main(["data", "controlled-ripple", "validate", "--kb-dir", str(PACKAGE_KB_DIR), "--data-dir", str(data)]) == 0
+    data = CONTROLLED_RIPPLE_DATA_DIR
+    assert main(["data", "controlled-ripple", "validate", "--kb-dir", str(CONTROLLED_RIPPLE_KB_DIR), "--data-dir", str(data)]) == 0

@@ -6,15 +6,12 @@ from the wheel fails here too.
 
 from __future__ import annotations
 
-from pathlib import Path
 from string import Formatter
 
 import pytest
 import yaml
 
-import ripplebench.harness.data
-
-KB_DIR = Path(ripplebench.harness.data.__file__).parent / "controlled_ripple_kb"
+from ripplebench.core.paths import CONTROLLED_RIPPLE_KB_DIR as KB_DIR
 
 # Table 9 entity counts (in-domain, out-of-domain) and the relation ids (with their domain) of
 # each entity type, as the shared knowledge-base schema fixes them.

@@ -13,8 +13,8 @@ from test_mend import checkpoint, data_files  # noqa: F401 (fixtures: a tiny tra
 from test_tasks import load_utils, write_jsonl
 
 from ripplebench.editors import AtomicFact, Edit, build_editor
-from ripplebench.harness.engine import EditThenQuery, Query, edits_from_doc
-from ripplebench.harness.significance import sample_key
+from ripplebench.harness.documents import edits_from_doc, sample_key
+from ripplebench.harness.engine import EditThenQuery, Query
 
 utils = load_utils()
 PEOPLE = ["Elizabeth Ruiz", "Adam Jacobson", "Maria Olsen", "Tom Berg", "Ana Lima",

@@ -11,21 +11,29 @@ from pathlib import Path
 import pytest
 
 from ripplebench.harness.cli import main
-from ripplebench.harness.data import rippleedit as re_data
+from ripplebench.harness.data.rippleedit.download import OFFICIAL_PAGE
+from ripplebench.harness.data.rippleedit.parse import SUBSETS, atomic_fact, is_verbatim, read_subset, valid_answers
+from ripplebench.harness.data.rippleedit.prepare import prepare
+from ripplebench.harness.data.rippleedit.read import DATA_DIR_ENV, default_data_dir
+from ripplebench.harness.data.rippleedit.read import load_split as load_edits
+from ripplebench.harness.data.rippleedit.records import CRITERIA, RippleEdit
+from ripplebench.harness.data.rippleedit.splits import split_edits
+from ripplebench.harness.data.rippleedit.stats import prepared_statistics
+from ripplebench.harness.documents import rippleedit_documents
 from ripplebench.tasks.ripple_edit import utils as task_utils
 
 FIXTURE = Path(__file__).parent / "fixtures" / "rippleedit"
 
 
-def fixture_edits() -> dict[str, re_data.RippleEdit]:
-    edits = [e for s in re_data.SUBSETS for e in re_data.read_subset(FIXTURE / f"{s}.json", s)]
+def fixture_edits() -> dict[str, RippleEdit]:
+    edits = [e for s in SUBSETS for e in read_subset(FIXTURE / f"{s}.json", s)]
     return {edit.edit_id: edit for edit in edits}
 
 
 @pytest.fixture()
 def prepared(tmp_path) -> Path:
     """The fixture prepared with 2 validation and 2 test edits."""
-    re_data.prepare(str(FIXTURE), tmp_path, validation_size=2, test_size=2, seed=0)
+    prepare(str(FIXTURE), tmp_path, validation_size=2, test_size=2, seed=0)
     return tmp_path
 
 
@@ -42,7 +50,7 @@ def prepared(tmp_path) -> Path:
     ],
 )
 def test_valid_answers(answers, expected):
-    assert re_data.valid_answers({"prompt": "q", "answers": answers}) == expected
+    assert valid_answers({"prompt": "q", "answers": answers}) == expected
 
 
 @pytest.mark.parametrize(
@@ -55,7 +63,7 @@ def test_valid_answers(answers, expected):
     ],
 )
 def test_verbatim_means_a_valid_answer_occurs_in_the_fact(fact, answers, expected):
-    assert re_data.is_verbatim(fact, answers) is expected
+    assert is_verbatim(fact, answers) is expected
 
 
 def test_fixture_queries_are_labelled_and_filtered_as_counted_by_hand():
@@ -92,7 +100,7 @@ def test_fixture_queries_are_labelled_and_filtered_as_counted_by_hand():
     ],
 )
 def test_edit_sentence_is_cut_into_prompt_target_subject(fact, relation, expected):
-    assert re_data.atomic_fact(fact, relation) == dict(zip(("prompt", "target", "subject"), expected))
+    assert atomic_fact(fact, relation) == dict(zip(("prompt", "target", "subject"), expected))
 
 
 @pytest.mark.parametrize(
@@ -100,7 +108,7 @@ def test_edit_sentence_is_cut_into_prompt_target_subject(fact, relation, expecte
     [("Prince likes Nicholas.", "LIKES"), ("The gender of  is male.", "SEX_OR_GENDER"), ("Prince is.", "MOTHER")],
 )
 def test_sentences_that_do_not_fit_their_relation_give_no_triple(fact, relation):
-    assert re_data.atomic_fact(fact, relation) is None
+    assert atomic_fact(fact, relation) is None
 
 
 def test_fixture_edits_carry_their_triples():
@@ -113,7 +121,7 @@ def test_fixture_edits_carry_their_triples():
 
 def test_splits_hold_out_only_eligible_edits_and_keep_everything_else_in_train():
     edits = list(fixture_edits().values())
-    splits = re_data.split_edits(edits, validation_size=2, test_size=2, seed=0)
+    splits = split_edits(edits, validation_size=2, test_size=2, seed=0)
     ids = {name: [e.edit_id for e in split] for name, split in splits.items()}
     assert (len(ids["validation"]), len(ids["test"]), len(ids["train"])) == (2, 2, 2)
     assert sorted(sum(ids.values(), [])) == sorted(e.edit_id for e in edits)
@@ -128,7 +136,7 @@ def test_splits_are_reproducible_and_depend_on_the_seed():
     edits = list(fixture_edits().values())
 
     def held_out(seed):
-        splits = re_data.split_edits(edits, 2, 2, seed)
+        splits = split_edits(edits, 2, 2, seed)
         return [e.edit_id for e in splits["validation"]], [e.edit_id for e in splits["test"]]
 
     assert held_out(0) == held_out(0)
@@ -137,7 +145,7 @@ def test_splits_are_reproducible_and_depend_on_the_seed():
 
 def test_split_sizes_beyond_the_eligible_edits_are_refused():
     with pytest.raises(ValueError, match="Cannot draw 3 validation \\+ 3 test edits: 5 of 6 edits"):
-        re_data.split_edits(list(fixture_edits().values()), 3, 3)
+        split_edits(list(fixture_edits().values()), 3, 3)
 
 
 def test_prepare_writes_splits_and_a_manifest(prepared):
@@ -145,35 +153,35 @@ def test_prepare_writes_splits_and_a_manifest(prepared):
     assert manifest["split_sizes"] == {"train": 2, "validation": 2, "test": 2}
     assert manifest["edits"] == {"popular": 2, "random": 2, "recent": 2}
     assert manifest["dropped_queries"] == 3 and manifest["edits_without_atomic_fact"] == 0
-    test = re_data.load_split("test", prepared)
-    assert [e.edit_id for e in test] == [e.edit_id for e in re_data.split_edits(list(fixture_edits().values()), 2, 2)["test"]]
+    test = load_edits("test", prepared)
+    assert [e.edit_id for e in test] == [e.edit_id for e in split_edits(list(fixture_edits().values()), 2, 2)["test"]]
     assert test[0] == fixture_edits()[test[0].edit_id]  # records round-trip
 
 
 def test_prepare_downloads_from_a_url(tmp_path):
-    manifest = re_data.prepare(FIXTURE.resolve().as_uri(), tmp_path / "out", 1, 1, seed=3)
+    manifest = prepare(FIXTURE.resolve().as_uri(), tmp_path / "out", 1, 1, seed=3)
     assert manifest["split_sizes"] == {"train": 4, "validation": 1, "test": 1}
 
 
 def test_offline_download_failure_says_which_files_to_place_where(tmp_path):
     with pytest.raises(ConnectionError) as error:
-        re_data.prepare((tmp_path / "nowhere").as_uri(), tmp_path / "out")
+        prepare((tmp_path / "nowhere").as_uri(), tmp_path / "out")
     message = str(error.value)
     assert "popular.json, random.json, recent.json" in message
-    assert re_data.OFFICIAL_PAGE in message and "ripplebench data rippleedit --source" in message
+    assert OFFICIAL_PAGE in message and "ripplebench data rippleedit --source" in message
 
 
 def test_a_git_lfs_pointer_is_not_taken_for_data(tmp_path):
-    for subset in re_data.SUBSETS:
+    for subset in SUBSETS:
         (tmp_path / f"{subset}.json").write_text("version https://git-lfs.github.com/spec/v1\noid sha256:00\n")
     with pytest.raises(ConnectionError, match="Git LFS pointer"):
-        re_data.prepare(tmp_path.as_uri(), tmp_path / "out")
+        prepare(tmp_path.as_uri(), tmp_path / "out")
 
 
 def test_a_folder_missing_official_files_is_named(tmp_path):
     (tmp_path / "popular.json").write_text("[]")
     with pytest.raises(FileNotFoundError, match=r"lacks random.json, recent.json\. Download"):
-        re_data.prepare(str(tmp_path), tmp_path / "out")
+        prepare(str(tmp_path), tmp_path / "out")
 
 
 @pytest.mark.parametrize(
@@ -182,7 +190,7 @@ def test_a_folder_missing_official_files_is_named(tmp_path):
         ({"example_type": "recent"}, "entry 1: not a RippleEdits entry"),
         ({"edit": {"prompt": " "}}, "entry 1: the edit has no 'prompt'"),
         ({"edit": {"prompt": "A fact."}, "Logical_Generalization": []}, "entry 1: missing criteria Compositionality_I"),
-        ({"edit": {"prompt": "A fact."}, **{name: [] for name in re_data.CRITERIA}, "Forgetfulness": ["a test"]},
+        ({"edit": {"prompt": "A fact."}, **{name: [] for name in CRITERIA}, "Forgetfulness": ["a test"]},
          "entry 1: Forgetfulness holds a str, not a test object"),
     ],
 )
@@ -191,15 +199,15 @@ def test_a_malformed_entry_is_named_by_file_and_position(tmp_path, broken, messa
     path = tmp_path / "recent.json"
     path.write_text(json.dumps([good, broken]))
     with pytest.raises(ValueError, match=message):
-        re_data.read_subset(path, "recent")
+        read_subset(path, "recent")
 
 
 def test_data_dir_setting_and_default(monkeypatch, tmp_path):
-    monkeypatch.delenv(re_data.DATA_DIR_ENV, raising=False)
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
     monkeypatch.setenv("RIPPLEBENCH_CACHE", str(tmp_path / "cache"))
-    assert re_data.default_data_dir() == tmp_path / "cache" / "rippleedit"
-    monkeypatch.setenv(re_data.DATA_DIR_ENV, str(tmp_path / "mine"))
-    assert re_data.default_data_dir() == tmp_path / "mine"
+    assert default_data_dir() == tmp_path / "cache" / "rippleedit"
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "mine"))
+    assert default_data_dir() == tmp_path / "mine"
 
 
 def test_missing_data_error_gives_the_command_to_run(tmp_path):
@@ -211,8 +219,8 @@ def test_missing_data_error_gives_the_command_to_run(tmp_path):
 
 def test_statistics_of_the_fixture_counted_by_hand(tmp_path):
     # validation takes every eligible edit, so the numbers do not depend on the shuffle
-    re_data.prepare(str(FIXTURE), tmp_path, validation_size=5, test_size=0)
-    stats = re_data.prepared_statistics(tmp_path)
+    prepare(str(FIXTURE), tmp_path, validation_size=5, test_size=0)
+    stats = prepared_statistics(tmp_path)
     counts = {split: {t: (v["questions"], v["verbatim"]) for t, v in s["types"].items()} for split, s in stats.items()}
     assert counts["validation"] == {"LG": (2, 2), "CI": (5, 0), "CII": (1, 1), "SA": (4, 4), "RS": (6, 1), "FN": (1, 1)}
     assert counts["train"] == {"LG": (1, 1), "CI": (0, 0), "CII": (0, 0), "SA": (0, 0), "RS": (0, 0), "FN": (0, 0)}
@@ -241,7 +249,7 @@ def test_cli_reports_missing_data_without_a_traceback(tmp_path, capsys):
 
 def test_task_documents_carry_the_edit_and_labels(prepared):
     docs = task_utils.load_split("validation", data_dir=str(prepared))["test"]
-    edits = re_data.load_split("validation", prepared)
+    edits = load_edits("validation", prepared)
     assert len(docs) == sum(len(e.queries) for e in edits)
     doc = docs[0]
     assert doc["edit_id"] == edits[0].edit_id and doc["fact"] == edits[0].fact
@@ -251,7 +259,7 @@ def test_task_documents_carry_the_edit_and_labels(prepared):
 
 def test_process_results_reports_category_stratum_and_type():
     edit = fixture_edits()["recent-1"]
-    ci, rs = task_utils.documents(edit)
+    ci, rs = rippleedit_documents(edit)
     assert task_utils.process_results(ci, [" 2 children."]) == {"efficacy": 1.0, "efficacy_nonverbatim": 1.0, "CI": 1.0}
     assert task_utils.process_results(ci, [" three"]) == {"efficacy": 0.0, "efficacy_nonverbatim": 0.0, "CI": 0.0}
     assert task_utils.process_results(rs, [" Japanese."]) == {"specificity": 1.0, "specificity_verbatim": 1.0, "RS": 1.0}

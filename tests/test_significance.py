@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from ripplebench.core.io import read_jsonl, write_jsonl
 from ripplebench.harness.cli import main
-from ripplebench.harness.runs import find_runs, read_records, write_records
+from ripplebench.harness.runs import find_runs
 from ripplebench.harness.significance import compare_runs, paired_bootstrap
 
 TASK = "controlled_ripple_id"
@@ -138,7 +139,7 @@ def test_a_gzipped_sample_log_is_read_like_the_plain_one(tmp_path):
     packed.mkdir()
     (packed / results.name).write_text(results.read_text())
     [log] = (tmp_path / "plain").glob("samples_*.jsonl")
-    write_records(packed / f"{log.name}.gz", read_records(log))
+    write_jsonl(packed / f"{log.name}.gz", read_jsonl(log))
     assert gzip.decompress((packed / f"{log.name}.gz").read_bytes()) == log.read_bytes()
     [run] = find_runs(packed)
     assert list(run.samples) == [TASK] and run.results == packed / results.name

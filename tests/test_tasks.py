@@ -10,6 +10,7 @@ import pytest
 from helpers import requires_controlled_ripple_splits
 
 import ripplebench.tasks
+from ripplebench.harness.data.controlled_ripple.splits import SPLITS, TASK_SPLITS, task_name
 from ripplebench.harness.metrics import exact_match
 
 TASK_DIR = Path(ripplebench.tasks.__file__).parent / "controlled_ripple"
@@ -108,8 +109,7 @@ def test_committed_samples_load(split):
 
 
 @requires_controlled_ripple_splits
-@pytest.mark.parametrize(("split", "instances"), [("id", 500), ("ood_entity", 350), ("ood_relation", 350),
-                                                  ("ood_both", 350), ("val", 500)])
+@pytest.mark.parametrize(("split", "instances"), [(task, SPLITS[split].size) for task, split in TASK_SPLITS.items()])
 def test_each_task_reads_its_full_generated_split(split, instances):
     dataset = utils.load_split(split)["test"]
     assert len(set(dataset["edit_id"])) == instances
@@ -118,9 +118,8 @@ def test_each_task_reads_its_full_generated_split(split, instances):
 
 
 def test_every_task_split_has_a_task_file():
-    for split in utils.SPLITS:
-        task = "controlled_ripple_" + split
-        assert f"split: {split}" in (TASK_DIR / f"{task}.yaml").read_text()
+    for split in TASK_SPLITS:
+        assert f"split: {split}" in (TASK_DIR / f"{task_name(split)}.yaml").read_text()
 
 
 def test_unknown_split_lists_the_valid_ones():

@@ -1,6 +1,6 @@
-"""Datasets: generation, preparation and loading (one module per dataset).
+"""Datasets: one subpackage per dataset (split table, preparation or generation, reading, CLI).
 
-Each module listed in MODULES exposes `add_cli(subparsers)`, which adds its own
+Each dataset's `cli` module exposes `add_cli(subparsers)`, which adds its own
 `ripplebench data <name> ...` command to the `data` group.
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import importlib
 
-MODULES = ("controlled_ripple_cli", "rippleedit")
+DATASETS = ("controlled_ripple", "rippleedit")
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Let every dataset module add its sub-command under `ripplebench data`."""
-    for name in MODULES:
-        importlib.import_module(f"{__name__}.{name}").add_cli(subparsers)
+    """Let every dataset add its sub-command under `ripplebench data`."""
+    for name in DATASETS:
+        importlib.import_module(f"{__name__}.{name}.cli").add_cli(subparsers)

@@ -5,7 +5,8 @@ An instance (official format) holds `text`, the fact f, and `questions`, each wi
 relation asked of the real entity: specificity) and `answer`. ripplebench's files add `id`,
 `subject_type` ("person"/"company"), `atomic_facts` and, per question, `answer_aliases`,
 `entity_id` and `relation_id` (see data/README.md). Reading and checking instances is
-`ripplebench.harness.data.controlled_ripple_io`'s job.
+`ripplebench.harness.data.controlled_ripple.read`'s job, the document fields are
+`ripplebench.harness.documents`, the split names `ripplebench.harness.data.controlled_ripple.splits`.
 
 Each question becomes two documents, efficacy then specificity, both carrying the edit, so
 `--limit` keeps pairs together and the `editing` model can group documents by edit.
@@ -30,70 +31,34 @@ import random
 from pathlib import Path
 from typing import Any
 
-from ripplebench.harness.data.controlled_ripple_io import read_jsonl
-from ripplebench.harness.llm_score import JudgeFilter, llm_metrics, use_task_metadata  # noqa: F401 (for the YAML)
-from ripplebench.harness.metrics import exact_match
+from ripplebench.core.paths import CONTROLLED_RIPPLE_DATA_DIR
+from ripplebench.harness.data.controlled_ripple.read import identified_instances
+from ripplebench.harness.data.controlled_ripple.splits import TASK_SPLITS, TEST_TASK_SPLITS, split_path
+from ripplebench.harness.documents import EFFICACY, KIND_FIELD, Document, controlled_ripple_documents, group_documents
+from ripplebench.harness.llm_score import JudgeFilter  # noqa: F401 (for the YAML)
+from ripplebench.harness.task_glue import score_answer, task_dataset
 
-DATA_DIR = Path(__file__).parent / "data"
-# task split -> generated file (`ripplebench data controlled-ripple generate` writes them)
-SPLITS = {
-    "id": "test_id.jsonl",
-    "ood_entity": "test_ood_entity.jsonl",
-    "ood_relation": "test_ood_relation.jsonl",
-    "ood_both": "test_ood_both.jsonl",
-    "val": "validation.jsonl",
-}
-SAMPLE_SPLITS = ("id", "ood_entity", "ood_relation", "ood_both")
+SAMPLE_SPLITS = tuple(TEST_TASK_SPLITS)  # the test splits with a small hand-written sample file
 GROUP_SEED = 0  # the multi-edit tasks' grouping seed
-EDIT_FIELDS = ("edit_id", "fact", "subject_type", "atomic_facts")
 
 
 def split_file(split: str) -> Path:
-    """The generated file of a task split."""
-    if split not in SPLITS:
-        raise ValueError(f"Unknown Controlled RippleEdit split '{split}'. Valid: {', '.join(SPLITS)}.")
-    return DATA_DIR / SPLITS[split]
+    """The generated file of a task split ("id", "ood_entity", ..., "val")."""
+    if split not in TASK_SPLITS:
+        raise ValueError(f"Unknown Controlled RippleEdit split '{split}'. Valid: {', '.join(TASK_SPLITS)}.")
+    return split_path(CONTROLLED_RIPPLE_DATA_DIR, TASK_SPLITS[split])
 
 
 def sample_file(split: str) -> Path:
     """The small hand-written sample of a test split (kept for quick tests)."""
     if split not in SAMPLE_SPLITS:
         raise ValueError(f"No sample for split '{split}'. Valid: {', '.join(SAMPLE_SPLITS)}.")
-    return DATA_DIR / f"sample_{split}.jsonl"
+    return CONTROLLED_RIPPLE_DATA_DIR / f"sample_{split}.jsonl"
 
 
-def documents(instance: dict[str, Any], edit_id: str) -> list[dict[str, Any]]:
-    """The efficacy and specificity documents of one instance."""
-    edit = {
-        "edit_id": edit_id,
-        "fact": instance["text"],
-        "subject_type": instance.get("subject_type", ""),
-        "atomic_facts": instance.get("atomic_facts", []),
-    }
-    docs = []
-    for number, question in enumerate(instance["questions"]):
-        answers = [question["answer"], *question.get("answer_aliases", [])]
-        ids = {"entity_id": question.get("entity_id", ""), "relation_id": question.get("relation_id", "")}
-        for kind, key in (("efficacy", "alias_question"), ("specificity", "unalias_question")):
-            docs.append(
-                {**edit, **ids, "question_id": number, "kind": kind, "question": question[key], "answers": answers}
-            )
-    return docs
-
-
-def read_instances(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
-    """(edit id, instance) pairs of a JSON-lines file; an instance without `id` is named by file
-    and line. A bad row is named by file, line, field."""
-    path = Path(path)
-    return [
-        (str(instance.get("id") or f"{path.stem}-{number}"), instance)
-        for number, instance in enumerate(read_jsonl(path), start=1)
-    ]
-
-
-def read_documents(path: str | Path) -> list[dict[str, Any]]:
+def read_documents(path: str | Path) -> list[Document]:
     """Read a JSON-lines file of instances and flatten it; a bad row is named by file, line, field."""
-    return [doc for edit_id, instance in read_instances(path) for doc in documents(instance, edit_id)]
+    return [doc for edit_id, instance in identified_instances(path) for doc in controlled_ripple_documents(instance, edit_id)]
 
 
 def group_instances(instances: list[Any], group_size: int, seed: int = GROUP_SEED) -> list[list[Any]]:
@@ -106,24 +71,9 @@ def group_instances(instances: list[Any], group_size: int, seed: int = GROUP_SEE
     return [order[start : start + group_size] for start in range(0, len(order), group_size)]
 
 
-def group_documents(group: list[tuple[str, dict[str, Any]]], group_id: str) -> list[dict[str, Any]]:
-    """The documents of one edit group: every question of every member, each document carrying
-    all the group's edits, ordered round-robin over the members (see the module docstring)."""
-    per_member = [documents(instance, edit_id) for edit_id, instance in group]
-    edits = [{field: docs[0][field] for field in EDIT_FIELDS} for docs in per_member]
-    membership = {"group_id": group_id, "group_size": len(group)}
-    ordered = []
-    for start in range(0, max(len(docs) for docs in per_member), 2):  # one (efficacy, specificity) pair
-        for position, docs in enumerate(per_member, start=1):
-            for doc in docs[start : start + 2]:
-                question = {key: value for key, value in doc.items() if key not in EDIT_FIELDS}
-                ordered.append({"edit_id": doc["edit_id"], **membership, "position": position, **question, "edits": edits})
-    return ordered
-
-
-def read_group_documents(path: str | Path, group_size: int, seed: int = GROUP_SEED) -> list[dict[str, Any]]:
+def read_group_documents(path: str | Path, group_size: int, seed: int = GROUP_SEED) -> list[Document]:
     """A file's instances grouped (`group_instances`) and flattened, group after group."""
-    groups = group_instances(read_instances(path), group_size, seed)
+    groups = group_instances(identified_instances(path), group_size, seed)
     return [doc for number, group in enumerate(groups, start=1) for doc in group_documents(group, f"g{number:03d}")]
 
 
@@ -139,19 +89,14 @@ def _existing_split_file(split: str) -> Path:
 
 def load_split(split: str, **metadata: Any) -> dict[str, Any]:
     """lm-eval `custom_dataset` hook: the split's documents as a `test` dataset."""
-    import datasets
-
-    use_task_metadata(metadata)
-    return {"test": datasets.Dataset.from_list(read_documents(_existing_split_file(split)))}
+    return task_dataset(lambda: read_documents(_existing_split_file(split)), metadata)
 
 
 def load_group_split(split: str, group_size: int, group_seed: int = GROUP_SEED, **metadata: Any) -> dict[str, Any]:
     """lm-eval `custom_dataset` hook of the multi-edit tasks: the split's documents in edit groups."""
-    import datasets
-
-    use_task_metadata(metadata)
-    docs = read_group_documents(_existing_split_file(split), int(group_size), int(group_seed))
-    return {"test": datasets.Dataset.from_list(docs)}
+    return task_dataset(
+        lambda: read_group_documents(_existing_split_file(split), int(group_size), int(group_seed)), metadata
+    )
 
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
@@ -159,7 +104,5 @@ def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]
     and under `llm_efficacy` / `llm_specificity` when the judge scored it. An efficacy document
     of a multi-edit group also reports `efficacy_pos<PP>`, PP its fact's position in the group, two
     digits so that lm-eval's alphabetical table lists them in order (exact match only)."""
-    score = exact_match(doc["question"], results[0], doc["answers"])
-    metrics = {doc["kind"]: score}
-    by_position = {f"efficacy_pos{doc['position']:02d}": score} if doc["kind"] == "efficacy" and "position" in doc else {}
-    return {**metrics, **by_position, **llm_metrics(metrics, results[0])}
+    by_position = [f"efficacy_pos{doc['position']:02d}"] if doc[KIND_FIELD] == EFFICACY and "position" in doc else []
+    return score_answer(doc, results, [doc[KIND_FIELD]], em_only=by_position)

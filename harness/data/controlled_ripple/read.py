@@ -18,31 +18,15 @@ the file, line and field.
 
 from __future__ import annotations
 
-import gzip
-import io
-import json
 from pathlib import Path
-from typing import IO, Any, Iterable
+from typing import Any, Iterable
+
+from ripplebench.core.io import iter_jsonl
+from ripplebench.core.paths import CONTROLLED_RIPPLE_DATA_DIR
+from ripplebench.harness.data.controlled_ripple.splits import SPLIT_NAMES, SPLITS
 
 OFFICIAL_NAME = "leo-liuzy/Controlled-RippleEdit"
-SPLIT_NAMES = ("train", "validation", "test_id", "test_ood_entity", "test_ood_relation", "test_ood_both")
-# File names of the authors' release (their code's data folder), by ripplebench split name.
-OFFICIAL_FILES = {
-    "train": "train_data_id.jsonl",
-    "validation": "valid_data_id.jsonl",
-    "test_id": "test_data_id.jsonl",
-    "test_ood_entity": "test_data_ood-entity.jsonl",
-    "test_ood_relation": "test_data_ood-relation.jsonl",
-    "test_ood_both": "test_data_ood.jsonl",
-}
 QUESTION_FIELDS = ("alias_question", "unalias_question", "answer")
-
-
-def committed_data_dir() -> Path:
-    """Where the generated splits are committed (inside the installed `ripplebench.tasks`)."""
-    import ripplebench.tasks
-
-    return Path(ripplebench.tasks.__file__).parent / "controlled_ripple" / "data"
 
 
 def _text(value: Any) -> str:
@@ -84,39 +68,19 @@ def normalize_instance(row: Any, where: str) -> dict[str, Any]:
     return instance
 
 
-def open_text(path: Path, mode: str = "r") -> IO[str]:
-    """Open a UTF-8 text file, gzipped when its name ends in .gz (written without a timestamp,
-    so the same text gives the same bytes)."""
-    if path.suffix != ".gz":
-        return path.open(mode, encoding="utf-8")
-    if mode == "r":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return io.TextIOWrapper(gzip.GzipFile(path, mode + "b", compresslevel=6, mtime=0), encoding="utf-8")
-
-
-def read_text(path: Path) -> str:
-    with open_text(path) as handle:
-        return handle.read()
-
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+def read_instances(path: str | Path) -> list[dict[str, Any]]:
     """Read a JSON-lines file (optionally .gz) of instances, naming the file and line of any bad row."""
+    return [normalize_instance(row, where) for where, row in iter_jsonl(path)]
+
+
+def identified_instances(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
+    """(edit id, instance) pairs of a JSON-lines file; an instance without `id` is named by the
+    file's stem and its position in the file (1-based)."""
     path = Path(path)
-    instances = []
-    with open_text(path) as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(
-                    f"{where}: not valid JSON ({error.msg} at column {error.colno}); each line must be one "
-                    "JSON object (an instance)."
-                ) from None
-            instances.append(normalize_instance(row, where))
-    return instances
+    return [
+        (str(instance.get("id") or f"{path.stem}-{number}"), instance)
+        for number, instance in enumerate(read_instances(path), start=1)
+    ]
 
 
 def _from_rows(rows: Iterable[dict[str, Any]], where: str) -> list[dict[str, Any]]:
@@ -127,7 +91,7 @@ def _pick_split(dataset: Any, split: str, where: str) -> Any:
     """One split of a `datasets.DatasetDict` (by our name or the official file stem), or the dataset."""
     if not hasattr(dataset, "keys"):
         return dataset
-    candidates = [split, Path(OFFICIAL_FILES.get(split, split)).stem]
+    candidates = [split, Path(SPLITS[split].official_file).stem]
     for candidate in candidates:
         if candidate in dataset:
             return dataset[candidate]
@@ -135,12 +99,12 @@ def _pick_split(dataset: Any, split: str, where: str) -> Any:
 
 
 def _split_file(folder: Path, split: str) -> Path:
-    candidates = [folder / f"{split}.jsonl", folder / f"{split}.jsonl.gz", folder / OFFICIAL_FILES[split]]
+    candidates = [folder / f"{split}.jsonl", folder / f"{split}.jsonl.gz", folder / SPLITS[split].official_file]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
     names = ", ".join(candidate.name for candidate in candidates)
-    hint = " Generate it with `ripplebench data controlled-ripple generate`." if folder == committed_data_dir() else ""
+    hint = " Generate it with `ripplebench data controlled-ripple generate`." if folder == CONTROLLED_RIPPLE_DATA_DIR else ""
     raise FileNotFoundError(f"No '{split}' split in {folder} (looked for {names}).{hint}")
 
 
@@ -148,15 +112,15 @@ def load_instances(source: str | Path | None = None, split: str = "test_id") -> 
     """Instances of one split from any supported source (see the module docstring)."""
     if split not in SPLIT_NAMES:
         raise ValueError(f"Unknown Controlled RippleEdit split '{split}'. Valid: {', '.join(SPLIT_NAMES)}.")
-    path = Path(source) if source is not None else committed_data_dir()
+    path = Path(source) if source is not None else CONTROLLED_RIPPLE_DATA_DIR
     if path.is_file():
-        return read_jsonl(path)
+        return read_instances(path)
     if path.is_dir():
         if (path / "dataset_dict.json").is_file() or (path / "dataset_info.json").is_file():
             import datasets
 
             return _from_rows(_pick_split(datasets.load_from_disk(str(path)), split, str(path)), str(path))
-        return read_jsonl(_split_file(path, split))
+        return read_instances(_split_file(path, split))
     if str(source) != OFFICIAL_NAME:
         raise FileNotFoundError(
             f"'{source}' is neither a file, a folder, nor the official dataset name '{OFFICIAL_NAME}'."
