@@ -32,14 +32,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
+from ripplebench.core.io import write_json  # noqa: E402
+from ripplebench.core.models import LoadedModel, load_model, resolve_model  # noqa: E402
+from ripplebench.core.prompts import render_prompt, resolve_prompt_format  # noqa: E402
 from ripplebench.editors.base import Edit, Editor  # noqa: E402
 from ripplebench.editors.locate.stats import forget_read_statistics  # noqa: E402
 from ripplebench.editors.registry import build_editor  # noqa: E402
-from ripplebench.harness.engine import EditThenQuery, Query, edits_from_doc, group_by_edits, peak_rss_mb, timing_stats  # noqa: E402
-from ripplebench.harness.generation import greedy_generate  # noqa: E402
-from ripplebench.core.models import LoadedModel, load_model, resolve_model  # noqa: E402
-from ripplebench.core.prompts import render_prompt, resolve_prompt_format  # noqa: E402
-from ripplebench.harness.runs import write_json  # noqa: E402
+from ripplebench.harness.backends.hf import greedy_generate  # noqa: E402
+from ripplebench.harness.documents import edits_from_doc  # noqa: E402
+from ripplebench.harness.engine import EditThenQuery, Query, group_by_edits, peak_rss_mb, timing_stats  # noqa: E402
 from ripplebench.tasks.controlled_ripple.utils import read_documents, split_file  # noqa: E402
 
 EDITORS = ("none", "prepend", "memit_smollm2", "propmend_smollm2_cpu", "cpt")
@@ -137,10 +138,10 @@ def tiny_propmend_checkpoint(folder: Path) -> Path:
     """A PropMEND hypernetwork for SmolLM2 trained for one step (the preset's shape, not its
     quality): the benchmark measures speed, which does not depend on how well it edits."""
     from ripplebench.editors.mend.config import load_train_config
-    from ripplebench.editors.mend.train import MetaTrainer
+    from ripplebench.harness.hypernet_training import meta_trainer
 
     config = load_train_config("propmend_smollm2_cpu", {"max_steps": 1, "batch_size": 1, "val_instances": 1, "out_dir": str(folder)})
-    return Path(MetaTrainer(config).train(progress=False))
+    return Path(meta_trainer(config).train(progress=False))
 
 
 def differences(queries: Sequence[Query], reference: list[str], engine: list[str]) -> list[dict[str, str]]:

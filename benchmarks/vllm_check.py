@@ -44,20 +44,18 @@ def task_queries(task: str, limit: int) -> list:
     return [query_from_request(instance, 20) for instance in loaded.instances]
 
 
-def compare(loaded, editor, decoder, queries: Sequence, batch_size: int) -> tuple[list[tuple], float, float]:
+def compare(loaded, editor, backend, queries: Sequence, batch_size: int) -> tuple[list[tuple], float, float]:
     """Apply each edit group once, answer with both backends; (differences, hf seconds, vllm seconds)."""
-    from ripplebench.harness.engine import EditThenQuery, group_by_edits
     from ripplebench.core.prompts import resolve_prompt_format
-    from ripplebench.harness.vllm_backend import PushingEditor
+    from ripplebench.harness.engine import EditThenQuery, group_by_edits
 
-    pushing = PushingEditor(editor, decoder)
     prompt_format = resolve_prompt_format("auto", loaded.tokenizer)
-    hf = EditThenQuery(loaded, pushing, prompt_format, batch_size)
-    fast = EditThenQuery(loaded, pushing, prompt_format, batch_size, decode=decoder)
+    hf = EditThenQuery(loaded, editor, prompt_format, batch_size)
+    fast = EditThenQuery(loaded, editor, prompt_format, batch_size, backend=backend)
     differences, hf_seconds, vllm_seconds = [], 0.0, 0.0
     for edits, indices in group_by_edits(queries).items():
         group = [queries[i] for i in indices]
-        handle = pushing.apply(loaded, edits)
+        handle = fast.apply(edits)  # the HF copy and vLLM both edited
         try:
             started = time.perf_counter()
             hf_answers = hf.answer(group, handle.context)
@@ -66,7 +64,7 @@ def compare(loaded, editor, decoder, queries: Sequence, batch_size: int) -> tupl
             vllm_seconds += time.perf_counter() - middle
             hf_seconds += middle - started
         finally:
-            pushing.revert(handle)
+            fast.revert(handle)
         for query, hf_answer, vllm_answer in zip(group, hf_answers, vllm_answers):
             if hf_answer != vllm_answer:
                 differences.append((edits[0].id, query.question, hf_answer, vllm_answer))
@@ -87,19 +85,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vllm_check: cannot run: {reason}.", file=sys.stderr)
         return 2
 
-    from ripplebench.editors import build_editor
     from ripplebench.core.models import load_model, resolve_model, weights_dir
-    from ripplebench.harness.vllm_backend import VLLMSettings, build_decoder
+    from ripplebench.editors import build_editor
+    from ripplebench.harness.backends.vllm import VLLMBackend, VLLMSettings
 
     source = resolve_model("smollm2-135m")
     loaded = load_model(source, dtype=args.dtype, device="cuda")
     settings = VLLMSettings(gpu_memory_utilization=args.gpu_memory_utilization)
-    decoder = build_decoder(loaded, weights_dir(source), args.dtype, settings)
+    backend = VLLMBackend.start(loaded, settings, folder=weights_dir(source), dtype=args.dtype, batch_size=args.batch_size)
     queries = task_queries(args.task, args.limit)
     print(f"{args.task}: {len(queries)} questions, dtype {args.dtype}")
     failed, total_hf, total_vllm = False, 0.0, 0.0
     for name in args.editors:
-        differences, hf_seconds, vllm_seconds = compare(loaded, build_editor(name), decoder, queries, args.batch_size)
+        differences, hf_seconds, vllm_seconds = compare(loaded, build_editor(name), backend, queries, args.batch_size)
         total_hf, total_vllm = total_hf + hf_seconds, total_vllm + vllm_seconds
         verdict = "identical" if not differences else f"{len(differences)} of {len(queries)} differ"
         print(f"{name:>14}: {verdict}; decoding hf {hf_seconds:.2f} s, vllm {vllm_seconds:.2f} s, "

@@ -60,6 +60,13 @@ class EditHandle:
     saved: dict[str, tuple[torch.nn.Parameter, torch.Tensor]] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
 
+    def changed_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The tensors the applied edit changed, by parameter name: (edited values, original
+        values). By default those named in `saved`; nothing for in-context editors."""
+        edited = {name: parameter.detach() for name, (parameter, _) in self.saved.items()}
+        originals = {name: value for name, (_, value) in self.saved.items()}
+        return edited, originals
+
 
 class Editor(ABC):
     """Base class of every editor. Subclasses set `description` and `config_class`.

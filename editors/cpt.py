@@ -52,6 +52,26 @@ class LoRAHandle(EditHandle):
     adapter: Any = None
     requires_grad: list[tuple[torch.nn.Parameter, bool]] = field(default_factory=list)
 
+    def changed_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Base weight plus LoRA delta for every layer the adapter wraps, and the base weights
+        (merged here without touching the model); `saved`'s tensors without an adapter."""
+        if self.adapter is None:
+            return super().changed_tensors()
+        from peft.tuners.lora import LoraLayer
+
+        edited, originals = {}, {}
+        network = self.adapter.get_base_model()
+        with torch.no_grad():
+            for module_name, module in network.named_modules():
+                if not isinstance(module, LoraLayer):
+                    continue
+                base = module.get_base_layer().weight
+                delta = sum(module.get_delta_weight(name) for name in module.active_adapters)
+                name = f"{module_name}.weight"
+                edited[name] = base + delta.to(base.dtype)
+                originals[name] = base.detach()
+        return edited, originals
+
 
 class CPT(Editor):
     name = "cpt"

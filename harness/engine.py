@@ -10,11 +10,12 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from tqdm import tqdm
 
-from ripplebench.editors.base import AtomicFact, Edit, Editor
-from ripplebench.harness.generation import Decode, greedy_generate
-from ripplebench.harness.journal import EditJournal
 from ripplebench.core.models import LoadedModel
 from ripplebench.core.prompts import render_prompt
+from ripplebench.editors.base import Edit, EditHandle, Editor
+from ripplebench.harness.backends import Backend
+from ripplebench.harness.backends.hf import HFBackend
+from ripplebench.harness.journal import EditJournal
 
 
 @dataclass(frozen=True)
@@ -25,39 +26,6 @@ class Query:
     question: str
     stops: tuple[str, ...] = ()
     max_new_tokens: int = 20
-
-
-def edit_from_record(record: Mapping[str, Any]) -> Edit:
-    """Build an Edit from a document's edit fields (`edit_id`, `fact`, ...)."""
-    atomic = tuple(
-        AtomicFact(item["prompt"], item["target"], item["subject"])
-        for item in record.get("atomic_facts") or ()
-    )
-    return Edit(
-        id=str(record["edit_id"]),
-        fact=record["fact"],
-        atomic_facts=atomic,
-        subject_type=record.get("subject_type") or "",
-    )
-
-
-def edits_from_doc(doc: Mapping[str, Any], where: str) -> tuple[Edit, ...]:
-    """The edits a task document carries: one (`edit_id`, `fact`) or several (`edits`).
-
-    `where` names the document in the error raised when it carries none.
-    """
-    records = doc.get("edits") if isinstance(doc, Mapping) and "edits" in doc else [doc]
-    edits = []
-    for record in records or ():
-        if not isinstance(record, Mapping) or not record.get("edit_id") or not str(record.get("fact") or "").strip():
-            raise ValueError(
-                f"{where} carries no edit: the editing model needs 'edit_id' and a non-empty "
-                "'fact' (or a list 'edits' of such records). Only ripplebench tasks provide them."
-            )
-        edits.append(edit_from_record(record))
-    if not edits:
-        raise ValueError(f"{where} has an empty 'edits' list.")
-    return tuple(edits)
 
 
 def group_by_edits(queries: Sequence[Query]) -> dict[tuple[Edit, ...], list[int]]:
@@ -74,9 +42,10 @@ class EditThenQuery:
     A weight editor goes through apply, answer, revert for each group. An in-context editor
     (`changes_weights = False`) never changes the model, so consecutive groups are applied
     (each apply only builds that group's context) and their questions answered together,
-    `window_batches` batches' worth at a time (greedy_generate plans the batches so that
+    `window_batches` batches' worth at a time (the hf backend plans the batches so that
     prompts sharing a prefix share its KV cache); every group's answers and statistics are
-    still known, and yielded, as soon as its window is answered.
+    still known, and yielded, as soon as its window is answered. The `backend` (default: hf
+    decoding in batches of `batch_size`) answers, and hears of every apply and revert.
     """
 
     window_batches = 8
@@ -87,14 +56,13 @@ class EditThenQuery:
         editor: Editor,
         prompt_format: str,
         batch_size: int = 16,
-        decode: Decode | None = None,
+        backend: Backend | None = None,
     ) -> None:
         self.model = model
         self.editor = editor
         self.prompt_format = prompt_format
         self.batch_size = batch_size
-        # Answers rendered prompts: transformers' greedy generate by default, or the vLLM backend's.
-        self.decode = decode or self.hf_decode
+        self.backend = backend or HFBackend(model, batch_size)
         self.edit_stats: list[dict[str, Any]] = []  # each edit group's handle.stats, in order
 
     def answer(self, queries: Sequence[Query], context: str = "") -> list[str]:
@@ -112,26 +80,29 @@ class EditThenQuery:
         for (stops, max_new_tokens), indices in by_settings.items():
             prompts = [render_prompt(self.prompt_format, tokenizer, queries[i].question, contexts[i]) for i in indices]
             self.check_fits(prompts, max_new_tokens, queries[indices[0]].edits)
-            outputs = self.decode(
+            outputs = self.backend.decode(
                 prompts, max_new_tokens=max_new_tokens, stops=stops, add_special_tokens=self.prompt_format != "chat"
             )
             for index, output in zip(indices, outputs):
                 answers[index] = output
         return answers
 
-    def hf_decode(
-        self, prompts: Sequence[str], *, max_new_tokens: int, stops: Sequence[str], add_special_tokens: bool
-    ) -> list[str]:
-        """Greedy answers from the HF model itself, in batches of `batch_size`."""
-        return greedy_generate(
-            self.model.model,
-            self.model.tokenizer,
-            prompts,
-            max_new_tokens=max_new_tokens,
-            stops=stops,
-            batch_size=self.batch_size,
-            add_special_tokens=add_special_tokens,
-        )
+    def apply(self, edits: Sequence[Edit]) -> EditHandle:
+        """Apply `edits` to the model, then to the backend; if the backend fails, the model is reverted."""
+        handle = self.editor.apply(self.model, edits)
+        try:
+            self.backend.after_apply(handle)
+        except BaseException:
+            self.editor.revert(handle)  # the run stops; never leave the model edited
+            raise
+        return handle
+
+    def revert(self, handle: EditHandle) -> None:
+        """Undo `apply` in the backend, then in the model (in the model even if the backend fails)."""
+        try:
+            self.backend.before_revert(handle)
+        finally:
+            self.editor.revert(handle)
 
     def check_fits(self, prompts: Sequence[str], max_new_tokens: int, edits: Sequence[Edit]) -> None:
         """Refuse prompts that, with the answer, would not fit the model's context window.
@@ -208,13 +179,13 @@ class EditThenQuery:
         self, queries: Sequence[Query], edits: tuple[Edit, ...], indices: list[int]
     ) -> tuple[list[str], dict[str, Any]]:
         started = time.perf_counter()
-        handle = self.editor.apply(self.model, edits)
+        handle = self.apply(edits)
         applied = time.perf_counter()
         try:
             outputs = self.answer([queries[i] for i in indices], handle.context)
         finally:
             answered = time.perf_counter()
-            self.editor.revert(handle)
+            self.revert(handle)
         reverted = time.perf_counter()
         return outputs, {**handle.stats, **timing_stats(started, applied, answered, reverted)}
 
@@ -229,9 +200,9 @@ class EditThenQuery:
         handles, timings = [], []
         for edits, _ in window:
             started = time.perf_counter()
-            handle = self.editor.apply(self.model, edits)
+            handle = self.apply(edits)
             applied = time.perf_counter()
-            self.editor.revert(handle)
+            self.revert(handle)
             handles.append(handle)
             timings.append((applied - started, time.perf_counter() - applied))
         flat = [index for _, indices in window for index in indices]

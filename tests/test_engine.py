@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ripplebench.editors import Edit, EditHandle, Editor
-from ripplebench.harness.engine import EditThenQuery, Query, edits_from_doc, group_by_edits
-from ripplebench.harness.generation import truncate_at_stops
+from ripplebench.harness.backends import Backend, truncate_at_stops
+from ripplebench.harness.documents import edits_from_doc
+from ripplebench.harness.engine import EditThenQuery, Query, group_by_edits
 
 A = Edit(id="a", fact="A fact.")
 B = Edit(id="b", fact="B fact.")
@@ -34,6 +35,29 @@ class FailingEditor(RecordingEditor):
         return EditHandle(tuple(edits), context=None)  # rendering the prompt will fail
 
 
+class EchoBackend(Backend):
+    """Answers each prompt with `transform(prompt)`, recording every decode call and hook."""
+
+    def __init__(self, transform=lambda prompt: prompt, events=None):
+        self.transform = transform
+        self.calls = []
+        self.events = [] if events is None else events
+
+    @classmethod
+    def start(cls, model, settings, *, folder, dtype, batch_size):
+        return cls()
+
+    def decode(self, prompts, *, max_new_tokens, stops, add_special_tokens):
+        self.calls.append(list(prompts))
+        return [self.transform(prompt) for prompt in prompts]
+
+    def after_apply(self, handle):
+        self.events.append(("after_apply", tuple(e.id for e in handle.edits)))
+
+    def before_revert(self, handle):
+        self.events.append(("before_revert", tuple(e.id for e in handle.edits)))
+
+
 def interleaved_queries() -> list[Query]:
     order = [A, B, A, C, B, A]
     return [Query(edits=(edit,), question=f"question {i}?") for i, edit in enumerate(order)]
@@ -56,11 +80,10 @@ def test_each_edit_is_applied_once_and_reverted_before_the_next(tiny):
     assert len(answers) == 6 and all(isinstance(answer, str) for answer in answers)
 
 
-def test_answers_come_back_in_request_order(tiny, monkeypatch):
-    import ripplebench.harness.engine as engine
-
-    monkeypatch.setattr(engine, "greedy_generate", lambda model, tok, prompts, **kw: list(prompts))
-    answers = EditThenQuery(tiny, RecordingEditor(), "raw").run(interleaved_queries(), progress=False)
+def test_answers_come_back_in_request_order(tiny):
+    answers = EditThenQuery(tiny, RecordingEditor(), "raw", backend=EchoBackend()).run(
+        interleaved_queries(), progress=False
+    )
     assert answers == [
         "[a] question 0?", "[b] question 1?", "[a] question 2?",
         "[c] question 3?", "[b] question 4?", "[a] question 5?",
@@ -71,6 +94,28 @@ def test_the_model_is_reverted_even_when_answering_fails(tiny):
     editor = FailingEditor()
     with pytest.raises(TypeError):
         EditThenQuery(tiny, editor, "raw").run([Query(edits=(A,), question="q?")], progress=False)
+    assert editor.events == [("apply", ("a",)), ("revert", ("a",))]
+
+
+@pytest.mark.parametrize("changes_weights", [True, False])
+def test_the_backend_hears_of_every_apply_and_revert(tiny, changes_weights):
+    editor = RecordingEditor()
+    editor.changes_weights = changes_weights
+    EditThenQuery(tiny, editor, "raw", backend=EchoBackend(events=editor.events)).run(
+        interleaved_queries(), progress=False
+    )
+    steps = ("apply", "after_apply", "before_revert", "revert")
+    assert editor.events == [(step, (edit,)) for edit in "abc" for step in steps]
+
+
+def test_a_failing_backend_hook_still_reverts_the_model(tiny):
+    class FailingBackend(EchoBackend):
+        def after_apply(self, handle):
+            raise RuntimeError("push failed")
+
+    editor = RecordingEditor()
+    with pytest.raises(RuntimeError, match="push failed"):
+        EditThenQuery(tiny, editor, "raw", backend=FailingBackend()).run([Query(edits=(A,), question="q?")], progress=False)
     assert editor.events == [("apply", ("a",)), ("revert", ("a",))]
 
 
@@ -104,20 +149,12 @@ def test_built_in_context_editors_declare_that_they_change_no_weights():
     assert build_editor("cpt").changes_weights and build_editor("memit").changes_weights
 
 
-def test_a_context_editor_answers_many_groups_in_one_batched_pass(tiny, monkeypatch):
-    import ripplebench.harness.engine as engine
-
-    calls = []
-
-    def fake_generate(model, tokenizer, prompts, **kwargs):
-        calls.append(list(prompts))
-        return [prompt.upper() for prompt in prompts]
-
-    monkeypatch.setattr(engine, "greedy_generate", fake_generate)
+def test_a_context_editor_answers_many_groups_in_one_batched_pass(tiny):
+    backend = EchoBackend(str.upper)
     editor = ContextEditor()
-    runner = EditThenQuery(tiny, editor, "raw", batch_size=2)
+    runner = EditThenQuery(tiny, editor, "raw", batch_size=2, backend=backend)
     answers = runner.run(interleaved_queries(), progress=False)
-    assert len(calls) == 1 and len(calls[0]) == 6  # three groups, one decoding pass
+    assert len(backend.calls) == 1 and len(backend.calls[0]) == 6  # three groups, one decoding pass
     assert answers[3] == "[C] QUESTION 3?" and answers[4] == "[B] QUESTION 4?"
     # apply builds the context and is reverted at once: never two handles alive
     assert editor.events == [(kind, (edit,)) for edit in "abc" for kind in ("apply", "revert")]
@@ -127,23 +164,20 @@ def test_a_context_editor_answers_many_groups_in_one_batched_pass(tiny, monkeypa
 
 
 def test_windows_of_groups_each_hold_about_window_batches_of_questions(tiny, monkeypatch):
-    import ripplebench.harness.engine as engine
-
-    sizes = []
-    monkeypatch.setattr(engine, "greedy_generate", lambda m, t, prompts, **kw: sizes.append(len(prompts)) or list(prompts))
     monkeypatch.setattr(EditThenQuery, "window_batches", 1)
     edits = [Edit(id=str(n), fact=f"Fact {n}.") for n in range(5)]
     queries = [Query(edits=(edit,), question=f"q{n}{k}?") for n, edit in enumerate(edits) for k in range(2)]
-    runner = EditThenQuery(tiny, ContextEditor(), "raw", batch_size=3)
+    backend = EchoBackend()
+    runner = EditThenQuery(tiny, ContextEditor(), "raw", batch_size=3, backend=backend)
     assert runner.run(queries, progress=False) == [f"[{q.edits[0].id}] {q.question}" for q in queries]
-    assert sizes == [4, 4, 2] and len(runner.edit_stats) == 5
+    assert [len(call) for call in backend.calls] == [4, 4, 2] and len(runner.edit_stats) == 5
 
 
 def test_cross_group_batches_give_the_answers_of_per_group_answering(tiny):
     """Length-sorted batches over many groups answer as one-group, one-question-at-a-time decoding."""
-    from ripplebench.editors.registry import build_editor
-    from ripplebench.harness.generation import greedy_generate
     from ripplebench.core.prompts import render_prompt
+    from ripplebench.editors.registry import build_editor
+    from ripplebench.harness.backends.hf import greedy_generate
 
     facts = ["Elizabeth Ruiz was born in Kenya.", "Veltrix Dynamics was founded in France.", "Adam was born in Norway."]
     edits = [Edit(id=str(n), fact=fact, subject_type="person") for n, fact in enumerate(facts)]
@@ -162,7 +196,7 @@ def test_cross_group_batches_give_the_answers_of_per_group_answering(tiny):
 
 
 def test_batches_gather_rows_sharing_a_prefix_and_fill_up_otherwise():
-    from ripplebench.harness.generation import pad_after_prefix, plan_batches, shared_prefix
+    from ripplebench.harness.backends.hf import pad_after_prefix, plan_batches, shared_prefix
 
     context_a, context_b = list(range(100, 130)), list(range(200, 230))
     rows = [context_b + [1, 2], context_a + [3], context_b + [4], context_a + [5, 6, 7]]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import ripplebench.core.models as models
-from ripplebench.harness.generation import greedy_generate
 from ripplebench.core.prompts import render_prompt, resolve_prompt_format
+from ripplebench.harness.backends.hf import greedy_generate
 
 
 def test_missing_alias_package_names_the_install_command(monkeypatch):

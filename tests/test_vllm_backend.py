@@ -17,12 +17,20 @@ from dataclasses import dataclass, field
 import pytest
 import torch
 
+from ripplebench.core.prompts import render_prompt
 from ripplebench.editors import Edit, EditHandle, Editor, snapshot_parameters
 from ripplebench.editors.registry import build_editor
-from ripplebench.harness import vllm_backend
+from ripplebench.harness.backends import configure_backend
+from ripplebench.harness.backends.vllm import (
+    PushTarget,
+    VLLMBackend,
+    VLLMSettings,
+    WeightPushExtension,
+    from_wire,
+    push_target,
+    to_wire,
+)
 from ripplebench.harness.engine import EditThenQuery, Query
-from ripplebench.core.prompts import render_prompt
-from ripplebench.harness.vllm_backend import PushingEditor, PushTarget, VLLMDecoder, push_target
 
 EDIT = Edit(id="e1", fact="Elizabeth Ruiz was born in Malaysia.")
 OTHER = Edit(id="e2", fact="Veltrix Dynamics was founded in Norway.")
@@ -119,7 +127,7 @@ def test_nothing_imports_vllm_unless_asked():
     code = (
         "import sys; sys.modules['vllm'] = None\n"  # any `import vllm` now raises
         "from ripplebench.harness.lm_model import EditingLM\n"
-        "import ripplebench.harness.vllm_backend\n"
+        "import ripplebench.harness.backends.vllm\n"
         "print('ok')"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -128,10 +136,10 @@ def test_nothing_imports_vllm_unless_asked():
 
 def test_backend_settings_are_checked():
     with pytest.raises(ValueError, match="Unknown backend 'vlm'. Valid: hf, vllm"):
-        vllm_backend.settings_for("vlm")
-    with pytest.raises(ValueError, match="gpu_memory_utilization: only used with backend=vllm"):
-        vllm_backend.settings_for("hf", gpu_memory_utilization=0.5)
-    assert vllm_backend.settings_for("hf") is None
+        configure_backend("vlm")
+    with pytest.raises(ValueError, match=r"gpu_memory_utilization: only used with backend=vllm \(backend is 'hf'\)"):
+        configure_backend("hf", gpu_memory_utilization=0.5)
+    assert configure_backend("hf", gpu_memory_utilization=None, max_model_len=None) is None
 
 
 # --- a fake vLLM ---------------------------------------------------------------------------------
@@ -186,7 +194,7 @@ class FakeRequestOutput:
 class FakeLLM:
     """Records calls in order; `collective_rpc` runs the real worker extension on a fake worker."""
 
-    worker: vllm_backend.WeightPushExtension
+    worker: WeightPushExtension
     answer_ids: list[int] = field(default_factory=list)
     events: list[tuple] = field(default_factory=list)
 
@@ -217,10 +225,10 @@ def assert_plain(value) -> None:
 def test_tensors_travel_as_plain_bytes_and_come_back_exactly():
     for dtype in (torch.float32, torch.bfloat16, torch.float16):
         tensor = torch.randn(3, 5).to(dtype)
-        wire = vllm_backend.to_wire(PushTarget("a.q_proj.weight", "a.qkv_proj.weight", "q"), tensor)
+        wire = to_wire(PushTarget("a.q_proj.weight", "a.qkv_proj.weight", "q"), tensor)
         assert_plain(wire)
         assert wire[:2] == ("a.qkv_proj.weight", "q")
-        back = vllm_backend.from_wire(*wire[2:])
+        back = from_wire(*wire[2:])
         assert back.dtype == dtype and torch.equal(back, tensor)
 
 
@@ -233,19 +241,19 @@ class FakeSamplingParams:
 
 @pytest.fixture()
 def fake_vllm(tiny, monkeypatch):
-    """A VLLMDecoder on a FakeLLM mirroring `tiny`; `import vllm` yields FakeSamplingParams."""
+    """A VLLMBackend on a FakeLLM mirroring `tiny`; `import vllm` yields FakeSamplingParams."""
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(SamplingParams=FakeSamplingParams))
-    worker = vllm_backend.WeightPushExtension()
+    worker = WeightPushExtension()
     model = FakeWorkerModel(tiny.model, "LlamaForCausalLM")
     worker.get_model = lambda: model  # vLLM's Worker.get_model
     llm = FakeLLM(worker, answer_ids=tiny.tokenizer("Kenya\nMore text")["input_ids"])
-    return VLLMDecoder(llm, tiny.tokenizer, "LlamaForCausalLM")
+    return VLLMBackend(llm, tiny.tokenizer, "LlamaForCausalLM")
 
 
-def vllm_matches_hf(decoder: VLLMDecoder, hf_model: torch.nn.Module) -> bool:
+def vllm_matches_hf(backend: VLLMBackend, hf_model: torch.nn.Module) -> bool:
     """Whether the fake vLLM holds exactly the HF copy's weights, fused shards included."""
-    expected = FakeWorkerModel(hf_model, decoder.architecture).parameters
-    actual = decoder.llm.worker.get_model().parameters
+    expected = FakeWorkerModel(hf_model, backend.architecture).parameters
+    actual = backend.llm.worker.get_model().parameters
     return expected.keys() == actual.keys() and all(torch.equal(expected[k], actual[k]) for k in expected)
 
 
@@ -272,23 +280,22 @@ def loads(events) -> list[tuple]:
 
 
 def test_a_weight_edit_pushes_only_touched_tensors_with_their_shards(tiny, fake_vllm):
-    editor = PushingEditor(ShiftEditor(), fake_vllm)
-    handle = editor.apply(tiny, [EDIT])
+    engine = EditThenQuery(tiny, ShiftEditor(), "qa", backend=fake_vllm)
+    handle = engine.apply([EDIT])
     assert loads(fake_vllm.llm.events) == [("load", (
         ("model.layers.0.self_attn.qkv_proj.weight", "k"),
         ("model.layers.1.mlp.down_proj.weight", None),
         ("model.layers.2.mlp.gate_up_proj.weight", 0),
     ))]
     assert vllm_matches_hf(fake_vllm, tiny.model)
-    editor.revert(handle)
+    engine.revert(handle)
     assert len(loads(fake_vllm.llm.events)) == 2
     assert vllm_matches_hf(fake_vllm, tiny.model)
 
 
 def test_prefix_cache_is_reset_after_every_push_and_revert(tiny, fake_vllm):
     queries = [Query((edit,), f"Where? {i}", stops=("\n",)) for i, edit in enumerate([EDIT, EDIT, OTHER])]
-    editor = PushingEditor(ShiftEditor(), fake_vllm)
-    EditThenQuery(tiny, editor, "qa", decode=fake_vllm).run(queries, progress=False)
+    EditThenQuery(tiny, ShiftEditor(), "qa", backend=fake_vllm).run(queries, progress=False)
     assert [event[0] for event in fake_vllm.llm.events] == [
         "load", "reset", "generate", "load", "reset",  # edit e1: push, answer both questions, revert
         "load", "reset", "generate", "load", "reset",  # edit e2
@@ -298,33 +305,32 @@ def test_prefix_cache_is_reset_after_every_push_and_revert(tiny, fake_vllm):
 
 @pytest.mark.parametrize("name", ["none", "prepend"])
 def test_context_editors_push_nothing(tiny, fake_vllm, name):
-    editor = PushingEditor(build_editor(name), fake_vllm)
     queries = [Query((EDIT,), "Where was Elizabeth Ruiz born?"), Query((OTHER,), "Where?")]
-    EditThenQuery(tiny, editor, "chat", decode=fake_vllm).run(queries, progress=False)
+    EditThenQuery(tiny, build_editor(name), "chat", backend=fake_vllm).run(queries, progress=False)
     # No weights change, so both edit groups are answered in one shared generate call.
     assert [event[0] for event in fake_vllm.llm.events] == ["generate"]
 
 
 def test_cpt_on_a_layer_range_pushes_that_layers_tensors(tiny, fake_vllm):
-    editor = PushingEditor(build_editor("cpt", {"layers": "1-1", "epochs": 1, "lr": 1e-3}), fake_vllm)
-    handle = editor.apply(tiny, [EDIT])
+    engine = EditThenQuery(tiny, build_editor("cpt", {"layers": "1-1", "epochs": 1, "lr": 1e-3}), "qa", backend=fake_vllm)
+    handle = engine.apply([EDIT])
     pushed = {name for _, names in loads(fake_vllm.llm.events) for name, _ in names}
     assert pushed == {name for name in EXPECTED_VLLM_NAMES["llama"] if name.startswith("model.layers.1.")}
     assert vllm_matches_hf(fake_vllm, tiny.model)
-    editor.revert(handle)
+    engine.revert(handle)
     assert vllm_matches_hf(fake_vllm, tiny.model)
 
 
 def test_lora_edits_push_the_merged_weights(tiny, fake_vllm):
-    editor = PushingEditor(build_editor("cpt", {"lora_rank": 2, "epochs": 2, "lr": 1e-2}), fake_vllm)
+    engine = EditThenQuery(tiny, build_editor("cpt", {"lora_rank": 2, "epochs": 2, "lr": 1e-2}), "qa", backend=fake_vllm)
     before = {name: p.detach().clone() for name, p in tiny.model.named_parameters()}
-    handle = editor.apply(tiny, [EDIT])
+    handle = engine.apply([EDIT])
     in_vllm = {name: p.clone() for name, p in fake_vllm.llm.worker.get_model().parameters.items()}
     ids = tiny.tokenizer("Elizabeth Ruiz was born in", return_tensors="pt")["input_ids"].to(tiny.device)
     with torch.no_grad():
         lora_logits = handle.adapter(input_ids=ids).logits
-    edited, _ = vllm_backend.touched_tensors(handle)
-    editor.revert(handle)
+    edited, _ = handle.changed_tensors()
+    engine.revert(handle)
     assert all(torch.equal(before[name], p) for name, p in tiny.model.named_parameters())
     assert vllm_matches_hf(fake_vllm, tiny.model)  # the base weights went back
     assert len(edited) == 4 * 7 and any(not torch.equal(t, before[name]) for name, t in edited.items())
@@ -339,7 +345,7 @@ def test_lora_edits_push_the_merged_weights(tiny, fake_vllm):
 
 def test_answers_use_the_hf_prompt_tokens_and_greedy_settings(tiny, fake_vllm):
     queries = [Query((EDIT,), "Where was Elizabeth Ruiz born?", stops=("\n",), max_new_tokens=7)] * 2
-    answers = EditThenQuery(tiny, build_editor("prepend"), "chat", decode=fake_vllm).run(queries, progress=False)
+    answers = EditThenQuery(tiny, build_editor("prepend"), "chat", backend=fake_vllm).run(queries, progress=False)
     assert answers == ["Kenya", "Kenya"]
     (_, prompts, params), = [event for event in fake_vllm.llm.events if event[0] == "generate"]
     assert params == FakeSamplingParams(temperature=0.0, max_tokens=7, stop=["\n"])
@@ -355,7 +361,7 @@ def test_an_unmapped_tensor_is_named_and_the_hf_copy_is_reverted(tiny, fake_vllm
     fake_vllm.llm.worker.get_model().parameters.pop("model.layers.1.mlp.down_proj.weight")
     before = {name: p.detach().clone() for name, p in tiny.model.named_parameters()}
     with pytest.raises(ValueError, match="cannot push edited tensor 'model.layers.1.mlp.down_proj.weight'"):
-        PushingEditor(StrayEditor(), fake_vllm).apply(tiny, [EDIT])
+        EditThenQuery(tiny, StrayEditor(), "qa", backend=fake_vllm).apply([EDIT])
     assert all(torch.equal(before[name], p) for name, p in tiny.model.named_parameters())
     assert loads(fake_vllm.llm.events) == []
 
@@ -373,10 +379,10 @@ def test_vllm_answers_like_hf_before_during_and_after_an_edit(tiny_model_dir):
     from ripplebench.core.models import load_model, resolve_model
 
     loaded = load_model(resolve_model(str(tiny_model_dir)), device="cuda")
-    settings = vllm_backend.VLLMSettings(gpu_memory_utilization=0.2)
-    decoder = vllm_backend.build_decoder(loaded, str(tiny_model_dir), "float32", settings)
+    settings = VLLMSettings(gpu_memory_utilization=0.2)
+    backend = VLLMBackend.start(loaded, settings, folder=str(tiny_model_dir), dtype="float32", batch_size=16)
     queries = [Query((EDIT,), "Where was Elizabeth Ruiz born?", stops=("\n",)), Query((OTHER,), "Where?")]
     for editor in (build_editor("none"), ShiftEditor(), build_editor("none")):
         hf = EditThenQuery(loaded, editor, "chat").run(queries, progress=False)
-        vllm = EditThenQuery(loaded, PushingEditor(editor, decoder), "chat", decode=decoder).run(queries, progress=False)
+        vllm = EditThenQuery(loaded, editor, "chat", backend=backend).run(queries, progress=False)
         assert vllm == hf

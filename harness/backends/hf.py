@@ -1,29 +1,41 @@
-"""Batched greedy decoding with transformers."""
+"""`backend=hf`: batched greedy decoding with transformers on the HF copy itself."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
+from ripplebench.harness.backends import Backend, truncate_at_stops
 
-def truncate_at_stops(text: str, stops: Sequence[str]) -> str:
-    """Cut `text` at the first occurrence of any stop sequence."""
-    cut = len(text)
-    for stop in stops:
-        if stop:
-            index = text.find(stop)
-            if index != -1:
-                cut = min(cut, index)
-    return text[:cut]
+if TYPE_CHECKING:
+    from ripplebench.core.models import LoadedModel
 
 
-class Decode(Protocol):
-    """What the engine decodes with: greedy answers to rendered prompts (HF or vLLM backend)."""
+class HFBackend(Backend):
+    """Decodes with the model being edited, so its edits need no hooks."""
 
-    def __call__(
+    def __init__(self, model: LoadedModel, batch_size: int) -> None:
+        self.model = model
+        self.batch_size = batch_size
+
+    @classmethod
+    def start(cls, model: LoadedModel, settings: Any, *, folder: str, dtype: str, batch_size: int) -> HFBackend:
+        return cls(model, batch_size)
+
+    def decode(
         self, prompts: Sequence[str], *, max_new_tokens: int, stops: Sequence[str], add_special_tokens: bool
-    ) -> list[str]: ...
+    ) -> list[str]:
+        """Greedy answers from the HF model, in batches of `batch_size`."""
+        return greedy_generate(
+            self.model.model,
+            self.model.tokenizer,
+            prompts,
+            max_new_tokens=max_new_tokens,
+            stops=stops,
+            batch_size=self.batch_size,
+            add_special_tokens=add_special_tokens,
+        )
 
 
 def shared_prefix(rows: Sequence[Sequence[int]]) -> int:

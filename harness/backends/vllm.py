@@ -1,12 +1,12 @@
 """`backend=vllm`: greedy decoding with vLLM while editors keep editing the Hugging Face copy.
 
 Both copies live on one GPU. Editors change the HF model exactly as with `backend=hf`; after
-`apply`, only the tensors the edit touched (the keys of `EditHandle.saved`, or the LoRA-wrapped
-weights with their adapter merged in) are pushed into the vLLM workers, renamed to vLLM's
-parameter names: q/k/v projections go into shards "q"/"k"/"v" of the fused `qkv_proj`,
-gate/up projections into shards 0/1 of `gate_up_proj`; everything else keeps its name. `revert`
-pushes the saved originals back. vLLM's prefix cache is reset after every push, otherwise
-questions would be answered from KV computed by the weights before the change.
+`apply`, only the tensors the edit changed (`EditHandle.changed_tensors()`) are pushed into the
+vLLM workers, renamed to vLLM's parameter names: q/k/v projections go into shards "q"/"k"/"v"
+of the fused `qkv_proj`, gate/up projections into shards 0/1 of `gate_up_proj`; everything else
+keeps its name. Before `revert`, the original values are pushed back. vLLM's prefix cache is
+reset after every push, otherwise questions would be answered from KV computed by the weights
+before the change.
 
 vLLM is imported only when this backend is built (`pip install 'ripplebench[vllm]'`).
 """
@@ -19,14 +19,12 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from ripplebench.editors.base import Edit, EditHandle, Editor
-from ripplebench.editors.cpt import LoRAHandle
-from ripplebench.harness.generation import truncate_at_stops
 from ripplebench.core.models import LoadedModel
+from ripplebench.editors.base import EditHandle
+from ripplebench.harness.backends import Backend, truncate_at_stops
 
-BACKENDS = ("hf", "vllm")
 INSTALL = "pip install 'ripplebench[vllm]'"
-WORKER_EXTENSION = "ripplebench.harness.vllm_backend.WeightPushExtension"
+WORKER_EXTENSION = "ripplebench.harness.backends.vllm.WeightPushExtension"
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.45
 DEFAULT_MAX_MODEL_LEN = 4096
 PUSH_CHUNK_BYTES = 1 << 30  # tensors per collective_rpc call, so a full-model push stays bounded
@@ -58,28 +56,6 @@ class VLLMSettings:
 
     gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION  # vLLM's share of the whole GPU
     max_model_len: int | None = None  # None: DEFAULT_MAX_MODEL_LEN, capped by the model
-
-
-def settings_for(backend: str, gpu_memory_utilization: Any = None, max_model_len: Any = None) -> VLLMSettings | None:
-    """Check the backend model args: None for `hf`; for `vllm` its settings, once vLLM is found."""
-    if backend not in BACKENDS:
-        raise ValueError(f"Unknown backend '{backend}'. Valid: {', '.join(BACKENDS)}.")
-    given = {"gpu_memory_utilization": gpu_memory_utilization, "max_model_len": max_model_len}
-    given = {key: value for key, value in given.items() if value is not None}
-    if backend == "hf":
-        if given:
-            raise ValueError(f"{', '.join(given)}: only used with backend=vllm (backend is 'hf').")
-        return None
-    require_vllm()
-    settings = VLLMSettings(
-        gpu_memory_utilization=float(given.get("gpu_memory_utilization", DEFAULT_GPU_MEMORY_UTILIZATION)),
-        max_model_len=int(given["max_model_len"]) if "max_model_len" in given else None,
-    )
-    if not 0.0 < settings.gpu_memory_utilization < 1.0:
-        raise ValueError(
-            f"gpu_memory_utilization must be between 0 and 1 (exclusive), not {settings.gpu_memory_utilization}."
-        )
-    return settings
 
 
 def require_vllm() -> None:
@@ -156,48 +132,69 @@ class WeightPushExtension:
         return len(items)
 
 
-def touched_tensors(handle: EditHandle) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """The tensors an applied edit changed, by HF name: (edited values, original values).
-
-    Weight editors name them in `handle.saved`; a LoRA adapter (cpt with `lora_rank`) changes
-    the weights it wraps by its delta, which is merged here without touching the HF model.
-    """
-    if isinstance(handle, LoRAHandle) and handle.adapter is not None:
-        return lora_merged(handle.adapter)
-    edited = {name: parameter.detach() for name, (parameter, _) in handle.saved.items()}
-    originals = {name: value for name, (_, value) in handle.saved.items()}
-    return edited, originals
-
-
-def lora_merged(adapter: Any) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Base weight plus LoRA delta for every wrapped layer of a peft model, and the base weights."""
-    from peft.tuners.lora import LoraLayer
-
-    edited, originals = {}, {}
-    network = adapter.get_base_model()
-    with torch.no_grad():
-        for module_name, module in network.named_modules():
-            if not isinstance(module, LoraLayer):
-                continue
-            base = module.get_base_layer().weight
-            delta = sum(module.get_delta_weight(name) for name in module.active_adapters)
-            name = f"{module_name}.weight"
-            edited[name] = base + delta.to(base.dtype)
-            originals[name] = base.detach()
-    return edited, originals
-
-
-class VLLMDecoder:
+class VLLMBackend(Backend):
     """Greedy decoding on a vLLM `LLM`, prompts tokenized and answers decoded by the HF tokenizer
-    (so both backends see the same token ids), plus pushing edited tensors into its workers."""
+    (so both backends see the same token ids); every edit's changed tensors are pushed into its
+    workers after `apply` and their original values before `revert`."""
+
+    model_args = ("gpu_memory_utilization", "max_model_len")
 
     def __init__(self, llm: Any, tokenizer: Any, architecture: str) -> None:
         self.llm = llm
         self.tokenizer = tokenizer
         self.architecture = architecture
         self._parameter_names: set[str] | None = None
+        self._originals: dict[int, dict[str, torch.Tensor]] = {}  # by id of the applied handle
 
-    def __call__(
+    @classmethod
+    def configure(cls, **given: Any) -> VLLMSettings:
+        """The settings from the given model args, once vLLM is found."""
+        require_vllm()
+        settings = VLLMSettings(
+            gpu_memory_utilization=float(given.get("gpu_memory_utilization", DEFAULT_GPU_MEMORY_UTILIZATION)),
+            max_model_len=int(given["max_model_len"]) if "max_model_len" in given else None,
+        )
+        if not 0.0 < settings.gpu_memory_utilization < 1.0:
+            raise ValueError(
+                f"gpu_memory_utilization must be between 0 and 1 (exclusive), not {settings.gpu_memory_utilization}."
+            )
+        return settings
+
+    @classmethod
+    def start(
+        cls, model: LoadedModel, settings: VLLMSettings, *, folder: str, dtype: str, batch_size: int
+    ) -> VLLMBackend:
+        """Start vLLM on the same weights folder as the HF copy (already on the GPU); vLLM
+        schedules its own batches, so `batch_size` is not used."""
+        require_vllm()
+        if not torch.cuda.is_available():
+            raise ValueError("backend=vllm needs a CUDA GPU and none is visible here; use backend=hf.")
+        gpu_memory_utilization = settings.gpu_memory_utilization
+        gpu_memory_check(gpu_memory_utilization, dtype)
+        from vllm import LLM
+
+        config = model.model.config
+        length = settings.max_model_len or default_max_model_len(config)
+        try:
+            llm = LLM(
+                model=folder,
+                tokenizer=folder,
+                dtype=dtype,
+                seed=0,
+                gpu_memory_utilization=gpu_memory_utilization,
+                max_model_len=length,
+                worker_extension_cls=WORKER_EXTENSION,
+            )
+        except Exception as error:
+            raise RuntimeError(
+                f"vLLM did not start next to the HF copy ({type(error).__name__}: {error}). If it ran out of GPU "
+                f"memory, change gpu_memory_utilization (now {gpu_memory_utilization}), max_model_len (now {length}) "
+                f"or dtype (now {dtype})."
+            ) from error
+        architecture = (getattr(config, "architectures", None) or [type(model.model).__name__])[0]
+        return cls(llm, model.tokenizer, architecture)
+
+    def decode(
         self, prompts: Sequence[str], *, max_new_tokens: int, stops: Sequence[str], add_special_tokens: bool
     ) -> list[str]:
         """Answer all prompts with one `generate` call (temperature 0, the task's stops)."""
@@ -215,6 +212,16 @@ class VLLMDecoder:
             )
             for output in outputs
         ]
+
+    def after_apply(self, handle: EditHandle) -> None:
+        """Push the tensors the edit changed (none for in-context editors); keep their originals."""
+        edited, originals = handle.changed_tensors()
+        self.push(edited)
+        self._originals[id(handle)] = originals
+
+    def before_revert(self, handle: EditHandle) -> None:
+        """Push back the original values of the tensors `after_apply` pushed."""
+        self.push(self._originals.pop(id(handle), {}))
 
     def plan(self, hf_names: Sequence[str]) -> list[PushTarget]:
         """vLLM targets of these HF tensors, checked against the workers' parameter names."""
@@ -250,39 +257,6 @@ class VLLMDecoder:
             raise RuntimeError("vLLM refused to reset its prefix cache after a weight push; answers would be stale.")
 
 
-class PushingEditor:
-    """Wraps an editor so that every weight change it makes to the HF copy reaches vLLM too.
-
-    Context editors (none, prepend) touch no tensors, so nothing is pushed for them.
-    """
-
-    def __init__(self, editor: Editor, decoder: VLLMDecoder) -> None:
-        self.editor = editor
-        self.decoder = decoder
-        self._originals: dict[int, dict[str, torch.Tensor]] = {}
-
-    def __getattr__(self, name: str) -> Any:  # name, config, ... of the wrapped editor
-        if name == "editor":
-            raise AttributeError(name)
-        return getattr(self.editor, name)
-
-    def apply(self, model: LoadedModel, edits: Sequence[Edit]) -> EditHandle:
-        handle = self.editor.apply(model, edits)
-        try:
-            edited, originals = touched_tensors(handle)
-            self.decoder.push(edited)
-        except BaseException:
-            self.editor.revert(handle)  # the run stops; never leave the HF copy edited
-            raise
-        self._originals[id(handle)] = originals
-        return handle
-
-    def revert(self, handle: EditHandle) -> None:
-        originals = self._originals.pop(id(handle), {})
-        self.editor.revert(handle)
-        self.decoder.push(originals)
-
-
 def gpu_memory_check(utilization: float, dtype: str) -> None:
     """Fail early, naming the settings to change, when vLLM's share does not fit next to the HF copy."""
     free, total = torch.cuda.mem_get_info()
@@ -300,34 +274,3 @@ def default_max_model_len(config: Any) -> int:
     """Room for the benchmark's short prompts, capped by what the model supports."""
     limit = getattr(config, "max_position_embeddings", None) or DEFAULT_MAX_MODEL_LEN
     return min(DEFAULT_MAX_MODEL_LEN, int(limit))
-
-
-def build_decoder(loaded: LoadedModel, folder: str, dtype: str, settings: VLLMSettings) -> VLLMDecoder:
-    """Start vLLM on the same weights folder as the HF copy (already on the GPU) and wrap it."""
-    require_vllm()
-    if not torch.cuda.is_available():
-        raise ValueError("backend=vllm needs a CUDA GPU and none is visible here; use backend=hf.")
-    gpu_memory_utilization = settings.gpu_memory_utilization
-    gpu_memory_check(gpu_memory_utilization, dtype)
-    from vllm import LLM
-
-    config = loaded.model.config
-    length = settings.max_model_len or default_max_model_len(config)
-    try:
-        llm = LLM(
-            model=folder,
-            tokenizer=folder,
-            dtype=dtype,
-            seed=0,
-            gpu_memory_utilization=gpu_memory_utilization,
-            max_model_len=length,
-            worker_extension_cls=WORKER_EXTENSION,
-        )
-    except Exception as error:
-        raise RuntimeError(
-            f"vLLM did not start next to the HF copy ({type(error).__name__}: {error}). If it ran out of GPU "
-            f"memory, change gpu_memory_utilization (now {gpu_memory_utilization}), max_model_len (now {length}) "
-            f"or dtype (now {dtype})."
-        ) from error
-    architecture = (getattr(config, "architectures", None) or [type(loaded.model).__name__])[0]
-    return VLLMDecoder(llm, loaded.tokenizer, architecture)
