@@ -1,10 +1,15 @@
-"""Registers ripplebench's model and tasks with lm-eval, with no flags from the user.
+"""The fallback registration with lm-eval 0.4, which reads no plugin entry points.
 
-lm-eval 0.4 discovers models from a fixed table and tasks from its own folder plus
-`--include_path`; it has no plugin entry points. The wheel therefore installs a `.pth` file
-that imports this module at interpreter start-up. It only installs an import hook (stdlib
-only, microseconds); the registration itself runs when, and if, lm_eval is imported:
+pyproject.toml declares ripplebench's model and tasks as entry points (`lm_eval.models`,
+`lm_eval.tasks`, see harness/registration.py). lm-eval 0.4.x (0.4.13 included) reads neither, so
+the wheel also installs a `.pth` file that imports this module at interpreter start-up. It only
+installs an import hook (stdlib only, microseconds); whether it registers anything is decided
+when, and if, lm_eval is imported:
 
+- the decision is by version (`needs_hook`): lm-eval below 0.5, the series pyproject.toml
+  allows, gets the hook; any later lm-eval is left to read the entry points. A version check,
+  not a feature check, because lm-eval 0.4 offers nothing to probe without instantiating its
+  TaskManager; allowing lm-eval 0.5 in pyproject.toml means checking that it reads them.
 - after `lm_eval.models` loads, the model type `editing` is registered lazily;
 - after `lm_eval.tasks.manager` loads, every `TaskManager` also scans ripplebench's tasks
   folder (before any user `--include_path`, so users can still override our tasks).
@@ -17,17 +22,18 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-MODEL_NAME = "editing"
-MODEL_TARGET = "ripplebench.harness.lm_model:EditingLM"
-TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
+from ripplebench.harness.registration import TASKS_DIR, register_model
+
+ENTRY_POINTS_SINCE = (0, 5)  # the first lm-eval series assumed to read plugin entry points
 
 
-def register_model(models_module: object = None) -> None:
-    """Register the `editing` model type in lm-eval's model registry (lazily, by path)."""
-    from lm_eval.api.registry import model_registry
-
-    if MODEL_NAME not in model_registry:
-        model_registry.register(MODEL_NAME, target=MODEL_TARGET)
+def needs_hook(version: str) -> bool:
+    """Whether an lm-eval of this version needs the hook (it reads no plugin entry points)."""
+    parts = []
+    for part in version.split(".")[:2]:
+        digits = "".join(char for char in part if char.isdigit()) or "0"
+        parts.append(int(digits))
+    return tuple(parts) < ENTRY_POINTS_SINCE
 
 
 def add_tasks_folder(manager_module: object) -> None:
@@ -52,15 +58,26 @@ def add_tasks_folder(manager_module: object) -> None:
     task_manager.__init__ = __init__
 
 
+def _installed_lm_eval_needs_hook() -> bool:
+    """Decided once lm_eval's package has run (its __init__ sets __version__)."""
+    return needs_hook(getattr(sys.modules.get("lm_eval"), "__version__", "0"))
+
+
+CALLBACKS: dict[str, Callable[[object], None]] = {
+    "lm_eval.models": lambda module: register_model(),
+    "lm_eval.tasks.manager": add_tasks_folder,
+}
+
+
 class _AfterImport(importlib.abc.MetaPathFinder):
-    """Runs a callback right after a named module has executed."""
+    """Runs a callback right after a named module has executed, where lm-eval needs the hook."""
 
     def __init__(self, callbacks: dict[str, Callable[[object], None]]) -> None:
         self.callbacks = callbacks
 
     def find_spec(self, name, path, target=None):
         callback = self.callbacks.get(name)
-        if callback is None:
+        if callback is None or not _installed_lm_eval_needs_hook():
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -88,13 +105,13 @@ class _AfterImport(importlib.abc.MetaPathFinder):
 
 def install() -> None:
     """Install the hook once; apply it at once to lm_eval modules already imported."""
-    callbacks = {"lm_eval.models": register_model, "lm_eval.tasks.manager": add_tasks_folder}
     if any(isinstance(finder, _AfterImport) for finder in sys.meta_path):
         return
-    for name, callback in callbacks.items():
-        if name in sys.modules:
-            callback(sys.modules[name])
-    sys.meta_path.insert(0, _AfterImport(callbacks))
+    if "lm_eval" in sys.modules and _installed_lm_eval_needs_hook():
+        for name, callback in CALLBACKS.items():
+            if name in sys.modules:
+                callback(sys.modules[name])
+    sys.meta_path.insert(0, _AfterImport(CALLBACKS))
 
 
 install()

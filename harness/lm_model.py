@@ -7,45 +7,40 @@
 Model args: `model` (alias, Hugging Face id, folder or .gguf path), `gguf_file`, `editor`
 (name or preset), `editor_config` (YAML file), `editor.<field>=value` (config overrides),
 `prompt_format` (auto, chat, qa, raw), `max_new_tokens` (default 20, as in the paper),
-`dtype`, `device`, `cache_dir`, `backend` (hf, or vllm for GPUs: harness/vllm_backend.py) with
+`dtype`, `device`, `cache_dir`, `backend` (hf, or vllm for GPUs: harness/backends/vllm.py) with
 its `gpu_memory_utilization` and `max_model_len`, `journal` (folder of the answered-groups
-journal; default `<--output_path>/journal` when lm_eval's --output_path is set) and `resume`
-(default true; false discards the journal and starts fresh).
+journals; by default they live in the cache folder until the run is done: harness/task_journal.py)
+and `resume` (default true; false discards the journal and starts fresh).
+
+The model args are checked in harness/model_args.py, the journals kept by harness/task_journal.py,
+and the run's manifest built by harness/manifest.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
-import sys
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 from lm_eval.api.model import LM
 
-from ripplebench.editors.registry import build_editor
-from ripplebench.harness.engine import EditThenQuery, Query, edits_from_doc, peak_rss_mb, summarize_edit_stats
-from ripplebench.harness.journal import EditJournal, digest
-from ripplebench.harness.judge import METADATA_PREFIX as JUDGE_PREFIX
-from ripplebench.harness import vllm_backend
 from ripplebench.core.models import LoadedModel, load_config, load_model, resolve_model, weights_dir, weights_identity
-from ripplebench.core.prompts import PROMPT_FORMATS, resolve_prompt_format
-
-log = logging.getLogger(__name__)
-
-EDITOR_PREFIX = "editor."
-DEFAULT_BATCH_SIZE = 16
-
-
-def _pick_device(device: str | None) -> str:
-    import torch
-
-    if device and not (device.startswith("cuda") and not torch.cuda.is_available()):
-        return device
-    if device:
-        log.warning("Device '%s' is not available here; using the CPU.", device)
-    return "cuda" if torch.cuda.is_available() else "cpu"
+from ripplebench.core.prompts import resolve_prompt_format
+from ripplebench.editors.registry import build_editor
+from ripplebench.harness.backends import Backend, build_backend, configure_backend
+from ripplebench.harness.documents import edits_from_doc
+from ripplebench.harness.engine import EditThenQuery, Query, peak_rss_mb, summarize_edit_stats
+from ripplebench.harness.journal import digest
+from ripplebench.harness.manifest import build_manifest, documents_digest
+from ripplebench.harness.model_args import (
+    DEFAULT_BATCH_SIZE,
+    check_prompt_format,
+    editor_overrides,
+    judge_args,
+    parse_batch_size,
+    pick_device,
+)
+from ripplebench.harness.task_journal import TaskJournals
 
 
 def query_from_request(request: Any, max_new_tokens: int) -> Query:
@@ -59,54 +54,6 @@ def query_from_request(request: Any, max_new_tokens: int) -> Query:
         stops=tuple([until] if isinstance(until, str) else until),
         max_new_tokens=int(gen_kwargs.get("max_gen_toks", max_new_tokens)),
     )
-
-
-def lm_eval_output_path(argv: list[str] | None = None) -> str | None:
-    """The `--output_path` of the `lm_eval` command this process runs, if any.
-
-    lm-eval does not hand its output path to the model, so the command line is read here with
-    lm-eval's own `run` parser (abbreviations and `--config FILE` included). Any other program
-    (the sweep, a script, pytest) gets None and passes `journal=` when it wants a journal.
-    """
-    argv = sys.argv if argv is None else argv
-    program = Path(argv[0]) if argv else Path()
-    if program.name not in ("lm_eval", "lm-eval") and program.parts[-2:] != ("lm_eval", "__main__.py"):
-        return None
-    import argparse
-
-    try:
-        from lm_eval._cli.run import Run
-        from lm_eval.config.evaluate_config import EvaluatorConfig
-    except ImportError as error:  # another lm-eval layout: no journal rather than no run
-        log.warning("Cannot read lm_eval's --output_path (%s); pass journal=DIR to journal answers.", error)
-        return None
-
-    parser = argparse.ArgumentParser(add_help=False)
-    Run.create(parser.add_subparsers(dest="command"))
-    arguments = argv[1:] if argv[1:2] == ["run"] else ["run", *argv[1:]]
-    known, _ = parser.parse_known_args(arguments)
-    if known.output_path is None and known.config:
-        return EvaluatorConfig.load_yaml_config(known.config).get("output_path")
-    return known.output_path
-
-
-def default_journal_dir(output_path: str | None) -> str | None:
-    """`<output folder>/journal` for lm-eval's --output_path (a folder, or a .json file in one)."""
-    if not output_path:
-        return None
-    path = Path(output_path)
-    return str((path.parent if path.suffix == ".json" else path) / "journal")
-
-
-def _parse_bool(value: bool | str, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes"):
-        return True
-    if text in ("false", "0", "no"):
-        return False
-    raise ValueError(f"model_args {name}={value!r} is not a boolean: use true or false.")
 
 
 class EditingLM(LM):
@@ -133,23 +80,16 @@ class EditingLM(LM):
         **extra: Any,
     ) -> None:
         super().__init__()
-        # judge_<setting> args are read by the tasks (lm-eval copies model_args into task metadata).
-        unknown = sorted(key for key in extra if not key.startswith((EDITOR_PREFIX, JUDGE_PREFIX)))
-        if unknown:
-            raise ValueError(
-                f"Unknown model_args {', '.join(unknown)} for --model editing. Valid: model, "
-                "editor, editor_config, editor.<field>, gguf_file, prompt_format, "
-                "max_new_tokens, dtype, device, cache_dir, backend, gpu_memory_utilization, "
-                "max_model_len, journal, resume, judge_<setting>."
-            )
+        overrides = editor_overrides(extra)
+        self.judge_args = judge_args(extra)
         self.backend = str(backend)
-        # None for backend=hf; checked (and vLLM's presence with it) before any model work.
-        self.vllm_settings = vllm_backend.settings_for(self.backend, gpu_memory_utilization, max_model_len)
-        if prompt_format not in PROMPT_FORMATS:
-            raise ValueError(f"Unknown prompt_format '{prompt_format}'. Valid: {', '.join(PROMPT_FORMATS)}.")
+        # Checked (and, for vllm, vLLM's presence) before any model work.
+        self.backend_settings = configure_backend(
+            self.backend, gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len
+        )
+        check_prompt_format(prompt_format)
         # lm-eval parses the string "none" as None.
         self.editor_name = "none" if editor is None else str(editor)
-        overrides = {key[len(EDITOR_PREFIX) :]: value for key, value in extra.items() if key.startswith(EDITOR_PREFIX)}
         self.editor = build_editor(self.editor_name, overrides, editor_config)
         self.source = resolve_model(str(model), gguf_file, cache_dir)
         self.cache_dir = cache_dir
@@ -158,14 +98,13 @@ class EditingLM(LM):
         self.requested_prompt_format = prompt_format
         self.max_new_tokens = int(max_new_tokens)
         self.dtype = dtype
-        self.device_name = _pick_device(device)
-        self.batch = DEFAULT_BATCH_SIZE if str(batch_size).startswith("auto") or batch_size is None else int(batch_size)
+        self.device_name = pick_device(device)
+        self.batch = parse_batch_size(batch_size)
         self._loaded: LoadedModel | None = None
-        self._vllm: vllm_backend.VLLMDecoder | None = None
+        self._decoder: Backend | None = None
         self.edit_stats: list[dict[str, Any]] = []
-        self.journal_dir = journal or default_journal_dir(lm_eval_output_path())
-        self.resume = _parse_bool(resume, "resume")
-        self.journals: list[dict[str, Any]] = []  # each task's journal summary, for the results
+        self.task_journals = TaskJournals(journal or None, resume)
+        self.task_data: dict[str, str] = {}  # each task's documents digest, for the manifest
 
     @property
     def loaded(self) -> LoadedModel:
@@ -177,46 +116,36 @@ class EditingLM(LM):
         return self._loaded
 
     @property
-    def vllm(self) -> vllm_backend.VLLMDecoder:
-        """The vLLM engine of backend=vllm, started after the HF copy is on the GPU."""
-        if self._vllm is None:
+    def decoder(self) -> Backend:
+        """The decoding backend, started after the HF copy is loaded (vLLM goes next to it)."""
+        if self._decoder is None:
             folder = weights_dir(self.source, self.cache_dir)
-            self._vllm = vllm_backend.build_decoder(self.loaded, folder, self.dtype, self.vllm_settings)
-        return self._vllm
+            self._decoder = build_backend(
+                self.backend, self.loaded, self.backend_settings, folder=folder, dtype=self.dtype, batch_size=self.batch
+            )
+        return self._decoder
 
     @property
     def prompt_format(self) -> str:
         return resolve_prompt_format(self.requested_prompt_format, self.loaded.tokenizer)
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
-        """Answer each task's requests in turn (one journal per task when journaling)."""
+        """Answer each task's requests in turn, each task with its journal."""
         answers: list[str] = [""] * len(requests)
         by_task: dict[str, list[int]] = defaultdict(list)
         for index, request in enumerate(requests):
             by_task[request.task_name].append(index)
-        editor, decode = self.editor, None
-        if self.backend == "vllm":
-            editor, decode = vllm_backend.PushingEditor(self.editor, self.vllm), self.vllm
         for task, indices in by_task.items():
             task_requests = [requests[i] for i in indices]
             queries = [query_from_request(request, self.max_new_tokens) for request in task_requests]
-            engine = EditThenQuery(self.loaded, editor, self.prompt_format, self.batch, decode=decode)
-            journal = self._open_journal(task, task_requests, queries)
-            try:
+            engine = EditThenQuery(self.loaded, self.editor, self.prompt_format, self.batch, backend=self.decoder)
+            self.task_data[task] = documents_digest(task_requests)
+            with self.task_journals.open(task, self.journal_key(task, task_requests, queries)) as journal:
                 outputs = engine.run(queries, progress=not disable_tqdm, journal=journal)
-            finally:
-                if journal is not None:
-                    journal.close()
-            if journal is not None:
-                self.journals.append({"task": task, **journal.summary()})
-                # A resume is worth seeing among lm-eval's log lines, which show warnings only.
-                (log.warning if journal.reused else log.info)(
-                    "Task %s: reused %d answered edit groups from the journal %s, answered %d.",
-                    task, journal.reused, journal.path, journal.recorded,
-                )
             self.edit_stats.extend(engine.edit_stats)
             for index, output in zip(indices, outputs):
                 answers[index] = output
+        self.task_journals.remove_answered()
         return answers
 
     def journal_key(self, task: str, requests, queries: list[Query]) -> dict[str, Any]:
@@ -235,12 +164,6 @@ class EditingLM(LM):
             "device": self.device_name.split(":")[0],
             "backend": self.backend,
         }
-
-    def _open_journal(self, task: str, requests, queries: list[Query]) -> EditJournal | None:
-        if self.journal_dir is None:
-            return None
-        key = self.journal_key(task, requests, queries)
-        return EditJournal(self.journal_dir, task, key, resume=self.resume)
 
     def loglikelihood(self, requests, disable_tqdm: bool = False):
         raise NotImplementedError(
@@ -288,5 +211,13 @@ class EditingLM(LM):
                 "edit_stats": summarize_edit_stats(self.edit_stats),
                 "peak_rss_mb": round(peak_rss_mb(), 1),
                 "journals": self.journals,
+                "manifest": build_manifest(
+                    weights_identity(self.source), self.task_data, self.edit_stats, self.judge_args
+                ),
             }
         }
+
+    @property
+    def journals(self) -> list[dict[str, Any]]:
+        """Each task's journal summary: groups reused from it and answered into it."""
+        return self.task_journals.summaries

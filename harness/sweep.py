@@ -22,8 +22,11 @@ from typing import Any, Callable, Sequence
 
 import yaml
 
+from ripplebench.core.io import read_jsonl, write_json, write_jsonl
+from ripplebench.core.presets import find_preset
 from ripplebench.harness.locks import Busy, locked_folder
-from ripplebench.harness.runs import RESULTS_PREFIX, SAMPLES_PREFIX, read_records, write_json, write_records
+from ripplebench.harness.registration import TASKS_DIR, register_model
+from ripplebench.harness.runs import RESULTS_PREFIX, SAMPLES_PREFIX
 
 SPECS_DIR = Path(__file__).resolve().parent.parent / "leaderboards" / "specs"
 SPEC_KEYS = (
@@ -40,19 +43,24 @@ class SpecError(ValueError):
 
 
 @dataclass(frozen=True)
-class ModelEntry:
+class SpecModel:
+    """One model of a spec."""
+
     name: str  # the label: folder name and leaderboard row group
     args: dict[str, Any]  # `--model editing` args: model=..., prompt_format=...
 
 
 @dataclass(frozen=True)
-class EditorEntry:
+class SpecEditor:
+    """One editor of a spec: its label, the editor or preset name, a YAML config and overrides."""
+
     name: str
     editor: str
     config: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def model_args(self) -> dict[str, Any]:
+        """The editor's `--model editing` args."""
         args: dict[str, Any] = {"editor": self.editor}
         if self.config:
             args["editor_config"] = self.config
@@ -61,9 +69,11 @@ class EditorEntry:
 
 
 @dataclass(frozen=True)
-class Cell:
-    model: ModelEntry
-    editor: EditorEntry
+class SweepCell:
+    """One (model, editor, task) run of a sweep and the folder it is saved in."""
+
+    model: SpecModel
+    editor: SpecEditor
     task: str
     folder: Path
 
@@ -80,8 +90,8 @@ class Cell:
 class Spec:
     path: Path
     output: Path
-    models: list[ModelEntry]
-    editors: list[EditorEntry]
+    models: list[SpecModel]
+    editors: list[SpecEditor]
     tasks: list[str]
     limit: int | float | None = None
     batch_size: int = 16
@@ -89,10 +99,10 @@ class Spec:
     include_path: list[str] = field(default_factory=list)
     compress_samples: bool = False  # keep each cell's sample log gzipped (samples_*.jsonl.gz)
 
-    def cells(self) -> list[Cell]:
+    def cells(self) -> list[SweepCell]:
         """Every (model, editor, task) combination, models outermost."""
         return [
-            Cell(model, editor, task, self.output / model.name / editor.name / task)
+            SweepCell(model, editor, task, self.output / model.name / editor.name / task)
             for model in self.models
             for editor in self.editors
             for task in self.tasks
@@ -101,14 +111,10 @@ class Spec:
 
 def find_spec(name: str | Path) -> Path:
     """A spec file path, or the name of a bundled spec (`smoke` for leaderboards/specs/smoke.yaml)."""
-    path = Path(name)
-    if path.is_file():
-        return path
-    bundled = SPECS_DIR / f"{name}.yaml"
-    if bundled.is_file():
-        return bundled
-    names = ", ".join(sorted(p.stem for p in SPECS_DIR.glob("*.yaml")))
-    raise SpecError(f"Sweep spec '{name}' does not exist: pass a YAML file or a bundled spec ({names}).")
+    try:
+        return find_preset(name, SPECS_DIR, "Sweep spec", "spec")
+    except ValueError as error:
+        raise SpecError(str(error)) from None
 
 
 def load_spec(name: str | Path) -> Spec:
@@ -146,8 +152,8 @@ def load_spec(name: str | Path) -> Spec:
     spec = Spec(
         path=path,
         output=Path(str(data["output"])).expanduser(),
-        models=[_model_entry(item, f"{path}: models[{i}]") for i, item in enumerate(data["models"])],
-        editors=[_editor_entry(item, f"{path}: editors[{i}]") for i, item in enumerate(data["editors"])],
+        models=[_spec_model(item, f"{path}: models[{i}]") for i, item in enumerate(data["models"])],
+        editors=[_spec_editor(item, f"{path}: editors[{i}]") for i, item in enumerate(data["editors"])],
         tasks=list(dict.fromkeys(tasks)),
         limit=limit,
         batch_size=batch_size,
@@ -189,7 +195,7 @@ def _label(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text).strip("._") or "model"
 
 
-def _model_entry(item: Any, where: str) -> ModelEntry:
+def _spec_model(item: Any, where: str) -> SpecModel:
     from ripplebench.core.models import resolve_model
 
     if isinstance(item, str):
@@ -202,10 +208,10 @@ def _model_entry(item: Any, where: str) -> ModelEntry:
     except ValueError as error:
         raise SpecError(f"{where}: {error}") from None
     name = str(item.get("name") or _label(Path(str(item["model"])).name))
-    return ModelEntry(name, {key: value for key, value in item.items() if key != "name"})
+    return SpecModel(name, {key: value for key, value in item.items() if key != "name"})
 
 
-def _editor_entry(item: Any, where: str) -> EditorEntry:
+def _spec_editor(item: Any, where: str) -> SpecEditor:
     from ripplebench.editors.registry import build_editor
 
     if isinstance(item, str):
@@ -216,7 +222,7 @@ def _editor_entry(item: Any, where: str) -> EditorEntry:
     overrides = item.get("overrides") or {}
     if not isinstance(overrides, dict):
         raise SpecError(f"{where}: 'overrides' must map editor settings to values, e.g. {{lr: 3.0e-5}}.")
-    entry = EditorEntry(str(item.get("name") or item["editor"]), str(item["editor"]), item.get("config"), overrides)
+    entry = SpecEditor(str(item.get("name") or item["editor"]), str(item["editor"]), item.get("config"), overrides)
     try:
         build_editor(entry.editor, overrides, entry.config)  # names and settings; loads no weights
     except (ValueError, TypeError) as error:
@@ -243,18 +249,21 @@ def check_tasks(spec: Spec, task_manager: Any) -> None:
 
 
 def task_manager_for(spec: Spec) -> Any:
-    """ripplebench's tasks plus `include_path`: only tasks whose documents carry edits run with
-    --model editing, so lm-eval's own catalogue is not indexed. Judge settings reach the tasks
-    as metadata, as `--metadata` does for lm_eval."""
+    """ripplebench's tasks folder plus `include_path`: only tasks whose documents carry edits run
+    with --model editing, so lm-eval's own catalogue is not indexed. Judge settings reach the
+    tasks as metadata, as `--metadata` does for lm_eval. Also registers `--model editing`: the
+    sweep relies on no start-up hook (harness/registration.py)."""
     from lm_eval.tasks import TaskManager
 
     from ripplebench.harness.judge import METADATA_PREFIX
 
+    register_model()
     metadata = {f"{METADATA_PREFIX}{key}": value for key, value in spec.judge.items()}
-    return TaskManager(include_path=spec.include_path or None, include_defaults=False, metadata=metadata)
+    include_path = [str(TASKS_DIR), *spec.include_path]
+    return TaskManager(include_path=include_path, include_defaults=False, metadata=metadata)
 
 
-def run_cell(spec: Spec, cell: Cell, task_manager: Any) -> Path:
+def run_cell(spec: Spec, cell: SweepCell, task_manager: Any) -> Path:
     """Evaluate one cell as `lm_eval --model editing --log_samples --output_path` would; its results file.
 
     lm-eval's tracker writes into `CELL/.staging/`; the sample log is then moved into the cell
@@ -267,15 +276,20 @@ def run_cell(spec: Spec, cell: Cell, task_manager: Any) -> Path:
         return cell.results_file() or _evaluate_cell(spec, cell, task_manager)
 
 
-def _evaluate_cell(spec: Spec, cell: Cell, task_manager: Any) -> Path:
+def _evaluate_cell(spec: Spec, cell: SweepCell, task_manager: Any) -> Path:
     from lm_eval import simple_evaluate
     from lm_eval.loggers import EvaluationTracker
+
+    from ripplebench.harness.judge import METADATA_PREFIX
 
     staging = cell.folder / STAGING
     staging.mkdir(parents=True, exist_ok=True)
     for stale in [*staging.iterdir(), *cell.folder.glob(f"{SAMPLES_PREFIX}*.jsonl*")]:
         stale.unlink()  # left by an attempt killed while saving
-    model_args = {**cell.model.args, **cell.editor.model_args(), "journal": str(cell.folder / "journal")}
+    # The tasks get every judge setting as metadata (task_manager_for); the model gets those its
+    # manifest records (never secrets such as api_key, which model_args would write into results).
+    judge = {f"{METADATA_PREFIX}{key}": spec.judge[key] for key in ("model", "template") if key in spec.judge}
+    model_args = {**cell.model.args, **cell.editor.model_args(), **judge, "journal": str(cell.folder / "journal")}
     tracker = EvaluationTracker(output_path=str(staging / "results.json"))
     started = time.perf_counter()
     results = simple_evaluate(
@@ -298,7 +312,7 @@ def _evaluate_cell(spec: Spec, cell: Cell, task_manager: Any) -> Path:
         raise RuntimeError(f"lm-eval saved no results for {cell.label} under {staging} (see its log above).")
     for sample_log in staging.glob(f"{SAMPLES_PREFIX}*.jsonl"):
         if spec.compress_samples:
-            write_records(cell.folder / f"{sample_log.name}.gz", read_records(sample_log))
+            write_jsonl(cell.folder / f"{sample_log.name}.gz", read_jsonl(sample_log))
             sample_log.unlink()
         else:
             os.replace(sample_log, cell.folder / sample_log.name)
@@ -338,8 +352,8 @@ class SweepReport:
     cells another process was running."""
 
     results: list[Path] = field(default_factory=list)
-    failed: list[tuple[Cell, str]] = field(default_factory=list)
-    busy: list[Cell] = field(default_factory=list)
+    failed: list[tuple[SweepCell, str]] = field(default_factory=list)
+    busy: list[SweepCell] = field(default_factory=list)
 
 
 def run_sweep(spec: Spec, write: Callable[[str], None] | None = None) -> SweepReport:

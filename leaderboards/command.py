@@ -22,9 +22,10 @@ def make_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_leaderboard_parser(commands) -> None:
-    """The `leaderboard` subcommand, added to the `ripplebench` command line."""
-    parser = commands.add_parser(
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """The `leaderboard` subcommand (found by the `ripplebench` command line through the
+    `ripplebench.commands` entry-point group, like harness/commands/*)."""
+    parser = subparsers.add_parser(
         "leaderboard", help="render lm-eval runs (--log_samples) as the paper's tables, with plots",
         description="Group runs by model and task, one row per editor, and write leaderboard.md, .csv, .json, "
         "plots/*.png and a self-contained index.html into --out. Runs of one task and model must hold the "

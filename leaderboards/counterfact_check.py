@@ -17,20 +17,21 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
-import yaml
 
-from ripplebench.editors import AtomicFact, Edit, build_editor
+from ripplebench.core.io import read_jsonl
 from ripplebench.core.models import LoadedModel, load_model, resolve_model
+from ripplebench.core.settings import parse_assignments
+from ripplebench.editors import AtomicFact, Edit, build_editor
 
 DATA = Path(__file__).parent / "data" / "counterfact_20.jsonl"
 
 
 def read_facts(path: Path = DATA) -> list[dict[str, str]]:
     """The counterfactual records: prompt, subject, target, true_target, paraphrase, unrelated."""
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_jsonl(path)
 
 
 def as_edits(records: Sequence[dict[str, str]]) -> list[Edit]:
@@ -99,10 +100,10 @@ def check_editor(loaded: LoadedModel, name: str, overrides: dict[str, Any], reco
     return result
 
 
-def overrides_for(editor: str, settings: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+def overrides_for(editor: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     """The `--set` values that apply to one editor: unprefixed ones and `editor.field` ones."""
     chosen = {}
-    for key, value in settings:
+    for key, value in settings.items():
         target, _, field = key.rpartition(".")
         if target in ("", editor):
             chosen[field] = value
@@ -119,7 +120,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--output", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
-    settings = [(key, yaml.safe_load(value)) for key, _, value in (item.partition("=") for item in args.set)]
+    try:
+        settings = parse_assignments(args.set)
+    except ValueError as error:
+        parser.error(str(error))
     loaded = load_model(resolve_model(args.model))
     records = read_facts()
     results = {

@@ -17,8 +17,8 @@ from conftest import build_model
 from judge_server import FakeJudge
 from test_mend import RECORDS, checkpoint, data_files  # noqa: F401 (fixtures: a tiny trained hypernetwork)
 
-from ripplebench.editors import build_editor
 from ripplebench.core.models import resolve_model
+from ripplebench.editors import build_editor
 
 GOOD = RECORDS[0]
 
@@ -230,9 +230,9 @@ def _checkpoint(path: Path) -> None:
 
 
 def _records(path: Path) -> None:
-    from ripplebench.harness.runs import write_records
+    from ripplebench.core.io import write_jsonl
 
-    write_records(path, [{"doc_id": 0}, {"doc_id": Interrupt()}])
+    write_jsonl(path, [{"doc_id": 0}, {"doc_id": Interrupt()}])
 
 
 WRITERS = {

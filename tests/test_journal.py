@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from test_engine import RecordingEditor, interleaved_queries
@@ -42,7 +43,8 @@ def test_a_journal_in_use_is_refused_naming_it_and_opens_again_once_closed(tmp_p
     first.record(["e2"], ["q2?"], ["a2"], STATS)
     assert len(journal_lines(first)) == 3
     first.close()
-    assert len(EditJournal(tmp_path, "t", KEY)) == 2
+    reopened = EditJournal(tmp_path, "t", KEY)
+    assert reopened.lookup(["e1"], ["q1?"]) is not None and reopened.lookup(["e2"], ["q2?"]) is not None
 
 
 def test_every_record_is_fsynced_before_record_returns(tmp_path, monkeypatch):
@@ -65,7 +67,7 @@ def test_a_torn_last_line_is_ignored_and_cut_off_before_the_next_append(tmp_path
         out.write('{"edit_ids": ["e2"], "questions": ["q2?"], "answ')  # killed mid-write
 
     reopened = EditJournal(tmp_path, "t", KEY)
-    assert len(reopened) == 1 and reopened.lookup(["e2"], ["q2?"]) is None
+    assert reopened.lookup(["e1"], ["q1?"]) is not None and reopened.lookup(["e2"], ["q2?"]) is None
     reopened.record(["e2"], ["q2?"], ["a2"], STATS)
     reopened.close()
     assert [line.get("edit_ids") for line in journal_lines(reopened)] == [None, ["e1"], ["e2"]]
@@ -92,7 +94,7 @@ def test_a_changed_configuration_never_sees_the_old_answers(tmp_path, change):
     journal.record(["e1"], ["q1?"], ["a1"], STATS)
     journal.close()
     changed = EditJournal(tmp_path, "t", {**KEY, **change})
-    assert changed.path != journal.path and len(changed) == 0
+    assert changed.path != journal.path
     assert changed.lookup(["e1"], ["q1?"]) is None
 
 
@@ -111,7 +113,7 @@ def test_resume_false_starts_fresh(tmp_path):
     journal.record(["e1"], ["q1?"], ["a1"], STATS)
     journal.close()
     fresh = EditJournal(tmp_path, "t", KEY, resume=False)
-    assert len(fresh) == 0 and fresh.lookup(["e1"], ["q1?"]) is None
+    assert fresh.lookup(["e1"], ["q1?"]) is None
     assert len(journal_lines(fresh)) == 1  # the header only
 
 
@@ -141,29 +143,41 @@ def test_the_engine_applies_no_editor_for_journaled_groups_and_keeps_their_stats
     assert (resumed.reused, resumed.recorded) == (1, 2)
 
 
-@pytest.mark.parametrize(
-    ("argv", "expected"),
-    [
-        (["/venv/bin/lm_eval", "run", "--model", "editing", "--output_path", "out", "--log_samples"], "out"),
-        (["/venv/bin/lm_eval", "--model", "editing", "-o", "out/results.json"], "out/results.json"),
-        (["/venv/lib/python3/site-packages/lm_eval/__main__.py", "--output_p", "abbreviated"], "abbreviated"),
-        (["/venv/bin/lm-eval", "run", "--model", "editing"], None),
-        (["/venv/bin/pytest", "-o", "addopts=-x"], None),  # not lm_eval: its -o means something else
-    ],
-)
-def test_the_output_path_is_read_from_lm_evals_own_command_line_only(argv, expected):
-    from ripplebench.harness.lm_model import lm_eval_output_path
+def test_without_journal_arg_the_journals_live_in_the_cache_until_the_run_is_done(tiny_model_dir, tmp_path, monkeypatch):
+    from test_lm_eval import request
 
-    assert lm_eval_output_path(argv) == expected
+    from ripplebench.harness.lm_model import EditingLM
+
+    monkeypatch.setenv("RIPPLEBENCH_CACHE", str(tmp_path))
+    folder = tmp_path / "journals"
+    requests = [request({"edit_id": f"e{i % 2}", "fact": f"Fact {i % 2}."}, f"q{i}?", i) for i in range(4)]
+    lm = EditingLM(model=str(tiny_model_dir), editor="prepend", batch_size=2)
+    seen: list[Path] = []
+    apply = lm.editor.apply
+    monkeypatch.setattr(lm.editor, "apply", lambda *a: seen.extend(folder.glob("*.jsonl")) or apply(*a))
+    lm.generate_until(requests, disable_tqdm=True)
+    assert seen  # journaled while the edit groups were answered (a killed run resumes from it) ...
+    assert not list(folder.glob("*.jsonl"))  # ... and removed once done: a finished run is not replayed
+    assert lm.journals[0]["answered_groups"] == 2
 
 
-def test_the_output_path_may_come_from_an_lm_eval_config_file(tmp_path):
-    from ripplebench.harness.lm_model import default_journal_dir, lm_eval_output_path
+def test_a_cache_journal_another_run_holds_is_left_to_it_but_a_journal_dir_is_not(tiny_model_dir, tmp_path, monkeypatch, caplog):
+    from test_lm_eval import request
 
-    config = tmp_path / "eval.yaml"
-    config.write_text("model: editing\noutput_path: from_config\n")
-    assert lm_eval_output_path(["lm_eval", "--config", str(config)]) == "from_config"
-    assert default_journal_dir("out/results.json") == "out/journal" and default_journal_dir(None) is None
+    import ripplebench.harness.task_journal as task_journal
+    from ripplebench.harness.lm_model import EditingLM
+
+    def busy(*args, **kwargs):
+        raise Busy("Journal j is in use by another process")
+
+    monkeypatch.setenv("RIPPLEBENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(task_journal, "EditJournal", busy)
+    requests = [request({"edit_id": "e", "fact": "Fact."}, "q?")]
+    lm = EditingLM(model=str(tiny_model_dir), editor="prepend")
+    assert len(lm.generate_until(requests, disable_tqdm=True)) == 1 and lm.journals == []
+    assert "task controlled_ripple_id runs without a journal" in caplog.text
+    with pytest.raises(Busy):
+        EditingLM(model=str(tiny_model_dir), editor="prepend", journal=str(tmp_path)).generate_until(requests)
 
 
 def test_the_editing_model_reuses_journaled_groups_unless_resume_is_false(tiny_model_dir, tmp_path, monkeypatch):
@@ -187,5 +201,5 @@ def test_the_editing_model_reuses_journaled_groups_unless_resume_is_false(tiny_m
     fresh = EditingLM.create_from_arg_string(args + ",resume=false")
     assert fresh.generate_until(requests, disable_tqdm=True) == answers
     assert fresh.journals[0]["reused_groups"] == 0 and fresh.journals[0]["answered_groups"] == 2
-    with pytest.raises(ValueError, match=r"model_args resume='maybe' is not a boolean: use true or false"):
+    with pytest.raises(ValueError, match=r"model_args resume must be true or false, not 'maybe'"):
         EditingLM.create_from_arg_string(args + ",resume=maybe")

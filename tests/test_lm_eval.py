@@ -116,3 +116,34 @@ def test_plain_lm_eval_models_run_the_tasks_as_the_unedited_baseline(tiny_model_
         "--tasks", "controlled_ripple_ood_both", "--limit", "4",
     )
     assert "specificity,none" in results["results"]["controlled_ripple_ood_both"]
+
+
+def test_the_results_record_a_manifest_of_what_the_numbers_depend_on(tiny_model_dir):
+    import hashlib
+    import importlib.metadata
+
+    from ripplebench.core.models import weights_identity
+    from ripplebench.harness.judge import DEFAULT_TEMPLATE
+    from ripplebench.harness.manifest import CHECKOUT, git_commit
+
+    lm = EditingLM(model=str(tiny_model_dir), editor="prepend", batch_size=2, judge_model="gpt-4o-mini")
+    docs = [{"edit_id": f"e{i % 2}", "fact": f"Fact {i % 2}."} for i in range(4)]
+    lm.generate_until([request(doc, f"q{i}?", i) for i, doc in enumerate(docs)], disable_tqdm=True)
+    lm.edit_stats.append({"mom2_files": ["l1.pt", "l2.pt"], "mom2_corpus": "wiki", "mom2_computed_layers": [1]})
+    lm.edit_stats.append({"mom2_files": ["l1.pt", "l2.pt"], "mom2_corpus": "wiki", "mom2_computed_layers": []})
+    manifest = lm.get_model_info()["ripplebench"]["manifest"]
+
+    assert manifest["ripplebench_version"] == importlib.metadata.version("ripplebench")
+    assert git_commit(tiny_model_dir) is None  # not a checkout: no commit, no failure
+    if (CHECKOUT / ".git").exists():
+        head = subprocess.run(["git", "-C", str(CHECKOUT), "rev-parse", "HEAD"], capture_output=True, text=True)
+        assert manifest["git_commit"] == (head.stdout.strip() or None)
+    assert manifest["weights"] == weights_identity(lm.source)
+    [data_hash] = manifest["task_data"].values()
+    assert list(manifest["task_data"]) == ["controlled_ripple_id"] and len(data_hash) == 16
+    other = EditingLM(model=str(tiny_model_dir), editor="prepend")
+    other.generate_until([request({**doc, "fact": "Other."}, "q?", i) for i, doc in enumerate(docs)], disable_tqdm=True)
+    assert other.get_model_info()["ripplebench"]["manifest"]["task_data"]["controlled_ripple_id"] != data_hash
+    assert manifest["statistics"] == {"mom2_files": ["l1.pt", "l2.pt"], "mom2_corpus": ["wiki"]}
+    template_sha = hashlib.sha256(DEFAULT_TEMPLATE.read_bytes()).hexdigest()
+    assert manifest["judge"] == {"model": "gpt-4o-mini", "template": DEFAULT_TEMPLATE.name, "template_sha256": template_sha}

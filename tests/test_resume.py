@@ -20,7 +20,8 @@ import pytest
 import yaml
 from helpers import TEST_DEVICE, requires_controlled_ripple_splits
 
-from ripplebench.harness.runs import load_run, read_records
+from ripplebench.core.io import read_jsonl
+from ripplebench.harness.runs import load_run
 
 BIN = Path(sys.executable).parent
 TASK = "controlled_ripple_ood_entity"
@@ -40,16 +41,16 @@ def write_spec(folder: Path, model: Path | str, output: Path, editors: list | No
     return spec
 
 
-def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    process = subprocess.run(command, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
+def run(command: list[str], cwd: Path, env: dict[str, str] = ENV) -> subprocess.CompletedProcess:
+    process = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert process.returncode == 0, process.stderr[-3000:]
     return process
 
 
-def kill_once_journaled(command: list[str], cwd: Path, journal_dir: Path) -> None:
+def kill_once_journaled(command: list[str], cwd: Path, journal_dir: Path, env: dict[str, str] = ENV) -> None:
     """Start `command`, SIGKILL it as soon as a journal in `journal_dir` holds an answered group."""
     with (cwd / "killed.log").open("w") as log:
-        process = subprocess.Popen(command, cwd=cwd, env=ENV, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             while process.poll() is None and not journal_lines(journal_dir):
                 time.sleep(0.01)
@@ -75,7 +76,7 @@ def outcome(folder: Path) -> tuple[dict, list]:
     results = json.loads(found.results.read_text(encoding="utf-8"))
     samples = [
         (s["doc_id"], s["resps"], s["filtered_resps"], {k: s[k] for k in ("efficacy", "specificity") if k in s})
-        for s in read_records(found.samples[TASK])
+        for s in read_jsonl(found.samples[TASK])
     ]
     return results["results"][TASK], samples
 
@@ -117,21 +118,28 @@ def test_a_sweep_killed_mid_cell_skips_finished_cells_and_resumes_the_killed_one
 def assert_lm_eval_resumes_after_kill(
     folder: Path, model_args: str, reference: Path, limit: int = LIMIT, groups: int = GROUPS
 ) -> None:
-    """Kill `lm_eval` mid-run, rerun it: the numbers and answers of the uninterrupted `reference` cell."""
-    output = folder / "out"
+    """Kill `lm_eval` mid-run, rerun it: the numbers and answers of the uninterrupted `reference` cell.
+
+    No journal= arg: the journal lies in the cache folder (a fresh one here) while the run is
+    unfinished, and is removed once the rerun has answered every group."""
+    output, journals = folder / "out", folder / "cache" / "journals"
+    env = {**ENV, "RIPPLEBENCH_CACHE": str(folder / "cache")}
     command = [
         str(BIN / "lm_eval"), "--model", "editing", "--model_args", model_args,
         "--tasks", TASK, "--limit", str(limit), "--batch_size", "4", "--device", TEST_DEVICE,
         "--output_path", str(output), "--log_samples",
     ]
-    kill_once_journaled(command, folder, output / "journal")
+    kill_once_journaled(command, folder, journals, env)
     assert not list(output.rglob("results_*.json"))
-    answered_before = len(journal_lines(output / "journal"))
+    answered_before = len(journal_lines(journals))
+    assert 1 <= answered_before < groups
 
-    process = run(command, folder)
+    process = run(command, folder, env)
     assert f"reused {answered_before} answered edit groups from the journal" in process.stderr
     assert outcome(output) == outcome(reference)
-    assert_each_group_answered_once(output / "journal", groups)
+    [journal] = json.loads(next(output.rglob("results_*.json")).read_text())["config"]["ripplebench"]["journals"]
+    assert (journal["reused_groups"], journal["answered_groups"]) == (answered_before, groups - answered_before)
+    assert not list(journals.glob("*.jsonl"))  # a finished run is not replayed from the cache
 
 
 def test_plain_lm_eval_killed_mid_run_resumes_from_its_journal(tiny_model_dir, tmp_path, reference):

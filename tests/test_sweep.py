@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import yaml
 from helpers import requires_controlled_ripple_splits
 
+from ripplebench.core.io import read_jsonl
 from ripplebench.harness.cli import main
 from ripplebench.harness.locks import locked_folder
-from ripplebench.harness.runs import read_records
 from ripplebench.harness.sweep import SpecError, load_spec, run_sweep, select
 
 VALID = {"output": "runs", "models": ["smollm2-135m"], "editors": ["none"], "tasks": ["controlled_ripple_id"]}
@@ -113,7 +115,7 @@ def test_a_failing_cell_is_reported_and_the_others_still_run_with_gzipped_logs(t
     assert data["sweep"]["editor"] == "prepend" and data["sweep"]["wall_seconds"] > 0
     assert data["config"]["ripplebench"]["editor"] == "prepend"
     [log] = results[0].parent.glob("samples_*")
-    assert log.name.endswith(".jsonl.gz") and len(read_records(log)) == 4
+    assert log.name.endswith(".jsonl.gz") and len(read_jsonl(log)) == 4
 
 
 @requires_controlled_ripple_splits
@@ -131,3 +133,18 @@ def test_a_cell_another_sweep_is_running_is_left_to_it(tiny_model_dir, tmp_path,
     assert "1 cells finished, 0 failed, 1 running in other sweeps." in out
     assert not list(running.iterdir())  # nothing written into the cell the other sweep runs
     assert list((tmp_path / "runs" / "tiny" / "prepend" / "controlled_ripple_ood_both").glob("results_*.json"))
+
+
+def test_the_sweep_registers_the_model_and_tasks_itself_without_the_start_up_hook(tmp_path):
+    code = (
+        "import sys\n"
+        "sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != '_AfterImport']  # no .pth hook\n"
+        "from lm_eval.api.registry import model_registry\n"
+        "from lm_eval.tasks import TaskManager\n"
+        "assert not getattr(TaskManager.__init__, '_ripplebench', False) and 'editing' not in model_registry\n"
+        "from ripplebench.harness.sweep import check_tasks, load_spec, task_manager_for\n"
+        "spec = load_spec(sys.argv[1])\n"
+        "check_tasks(spec, task_manager_for(spec))\n"
+        "assert 'editing' in model_registry\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(spec_file(tmp_path))], check=True, timeout=300)
