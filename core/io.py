@@ -10,6 +10,7 @@ import gzip
 import io
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,11 +72,30 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.unlink(temporary)
 
 
+@contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """A temporary folder beside `path` to fill; it is renamed to `path` when the block ends
+    without an error and removed otherwise. If another process created `path` meanwhile, its
+    folder is kept and ours dropped."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-partial-", dir=path.parent))
+    try:
+        yield staging
+        staging.rename(path)
+    except OSError:
+        if not path.is_dir():  # else another process finished it first
+            raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
 def write_atomically(path: str | Path, lines: Iterable[str]) -> None:
     """Replace `path` with `lines` only once they are completely written (gzipped for .gz)."""
     with atomic_path(path) as temporary:
         with temporary.open("wb") as raw:
-            packed = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if Path(path).name.endswith(".gz") else None
+            packed = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if Path(path).name.endswith(".gz") else None
             with io.TextIOWrapper(packed or raw, encoding="utf-8") as out:
                 out.writelines(lines)  # closing it closes the gzip stream too
 

@@ -23,7 +23,7 @@ from typing import Any, Protocol, Sequence
 
 import torch
 
-from ripplebench.harness.runs import write_json
+from ripplebench.core.io import write_json
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 STRATEGY_TEMPLATES = ("active_reading_strategies_task_agnostic.j2", "active_reading_strategies_task_specific.j2")

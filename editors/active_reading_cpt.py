@@ -72,7 +72,7 @@ class ActiveReadingCPT(CPT):
         """One ActiveReader per generator, made on first use."""
         key = f"self:{id(model.model)}" if self.config.generator == "self" else self.config.generator
         if key not in self._readers:
-            from ripplebench.core.models import default_cache_dir
+            from ripplebench.core.cache import default_cache_dir
 
             cache = self.config.cache_dir or default_cache_dir() / "active_reading"
             self._readers[key] = ActiveReader(

@@ -7,10 +7,8 @@ in `editors/presets/` naming an editor and config values, e.g. `cpt_mid_upper`.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import logging
-import typing
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -18,7 +16,9 @@ from typing import Any, Mapping
 
 import yaml
 
-from .base import Editor, EditorConfig
+from ripplebench.core.settings import build_dataclass
+
+from .base import Editor
 
 log = logging.getLogger(__name__)
 
@@ -99,73 +99,6 @@ def describe(entry: EditorEntry) -> str:
     return entry.load().description
 
 
-_KIND_NAMES = {bool: "true or false", int: "an integer (e.g. 16)", float: "a number (e.g. 1e-05)"}
-_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
-
-
-def _coerce(value: Any, kind: Any, where: str) -> Any:
-    """Convert a value parsed from model_args/YAML to a config field's declared type.
-
-    The rule: a number field takes numbers and strings that spell one (YAML reads `1e-6`,
-    without a dot, as a string); an integer field refuses fractions; a boolean field takes
-    true/false (or yes/no, on/off, 1/0); a text field takes anything, written as text. Any
-    other value is refused with `where` (the setting and its source) and the expected type.
-    """
-    if kind is str:
-        return value if isinstance(value, str) else str(value)
-    if kind not in _KIND_NAMES:
-        return value
-    converted = _convert(value, kind)
-    if converted is None:
-        raise ValueError(f"{where} must be {_KIND_NAMES[kind]}, not {value!r} ({type(value).__name__}).")
-    return converted
-
-
-def _convert(value: Any, kind: type) -> Any:
-    """`value` as `kind` by `_coerce`'s rule, or None when the rule refuses it."""
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        return True if text in _TRUE else False if text in _FALSE else None
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            return None
-    if not isinstance(value, (int, float)):
-        return None
-    if kind is int:
-        return int(value) if float(value).is_integer() else None
-    return float(value)
-
-
-def make_config(
-    config_class: type[EditorConfig],
-    values: Mapping[str, Any],
-    origin: str,
-    sources: Mapping[str, str] | None = None,
-) -> EditorConfig:
-    """Build a config dataclass, rejecting unknown fields with the list of valid ones and values
-    of the wrong type with the type expected. `sources` names where each value came from (a
-    YAML file, model_args) for the error messages."""
-    sources = sources or {}
-    fields = {field.name: field for field in dataclasses.fields(config_class)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        valid = ", ".join(sorted(fields)) or "(none)"
-        given = "".join(f" ({source})" for source in sorted({sources[key] for key in unknown if key in sources}))
-        raise ValueError(f"Unknown setting(s) {', '.join(unknown)} for {origin}{given}. Valid: {valid}.")
-    hints = typing.get_type_hints(config_class)
-    converted = {}
-    for key, value in values.items():
-        where = f"Setting '{key}' of {origin}" + (f" ({sources[key]})" if key in sources else "")
-        converted[key] = _coerce(value, hints.get(key), where)
-    return config_class(**converted)
-
-
 def build_editor(
     name: str,
     overrides: Mapping[str, Any] | None = None,
@@ -195,7 +128,7 @@ def build_editor(
     editor_class = entry.load()
     if not (isinstance(editor_class, type) and issubclass(editor_class, Editor)):
         raise TypeError(f"Editor '{name}' ({entry.target}) is not a ripplebench Editor subclass.")
-    return editor_class(make_config(editor_class.config_class, values, f"editor '{entry.name}'", sources))
+    return editor_class(build_dataclass(editor_class.config_class, values, f"editor '{entry.name}'", sources))
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

@@ -19,11 +19,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ripplebench.editors.training import TrainingSettings
-from ripplebench.harness.data.controlled_ripple import SPLITS, split_path
-from ripplebench.harness.data.controlled_ripple_io import committed_data_dir
 from ripplebench.core.models import ALIASES, load_model, resolve_model
+from ripplebench.core.paths import CONTROLLED_RIPPLE_DATA_DIR
 from ripplebench.core.prompts import resolve_prompt_format
+from ripplebench.editors.training import TrainingSettings
+from ripplebench.harness.data.controlled_ripple.splits import SPLITS, split_path
 from ripplebench.harness.sft_qa import (
     CONTROLLED_RIPPLE_TRAIN,
     RIPPLE_QA_SETTINGS,
@@ -37,7 +37,7 @@ ALIAS = "smollm2-135m-qa"
 BASE_MODEL = "smollm2-135m"
 STAGE2_PAIRS = 100_000  # more than the training split has: every distinct pair
 STAGE2_SETTINGS = replace(RIPPLE_QA_SETTINGS, lr=1e-5, epochs=3)
-VALIDATION = split_path(committed_data_dir(), "validation")
+VALIDATION = split_path(CONTROLLED_RIPPLE_DATA_DIR, "validation")
 EVAL_QUESTIONS = 450  # the single-hop questions of the first 100 validation instances (README)
 
 

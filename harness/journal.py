@@ -68,9 +68,6 @@ class EditJournal:
             self._file.close()  # and with it the lock
             raise
 
-    def __len__(self) -> int:
-        return len(self._groups)
-
     def lookup(self, edit_ids: Sequence[str], questions: Sequence[str]) -> GroupRecord | None:
         """The journaled answers of this edit group, or None when it has not been answered.
 

@@ -2,20 +2,14 @@
 
 `lm_eval --output_path OUT --log_samples` writes OUT/<model>/results_<time>.json and, per task,
 OUT/<model>/samples_<task>_<time>.jsonl (one JSON record per document and filter). A sample log
-may also be gzipped (`.jsonl.gz`, as a sweep with `compress_samples` keeps it): everything here
-reads and writes both.
+may also be gzipped (`.jsonl.gz`, as a sweep with `compress_samples` keeps it); core.io reads and
+writes both.
 """
 
 from __future__ import annotations
 
-import gzip
-import io
-import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
 
 RESULTS_PREFIX = "results_"
 SAMPLES_PREFIX = "samples_"
@@ -96,40 +90,3 @@ def load_run(path: str | Path) -> Run:
         names = "\n  ".join(run.name for run in runs)
         raise ValueError(f"{path} holds {len(runs)} runs; pass one results file:\n  {names}")
     return runs[0]
-
-
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """The JSON records of a sample log."""
-    opened = gzip.open(path, "rt", encoding="utf-8") if path.name.endswith(".gz") else path.open(encoding="utf-8")
-    with opened as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
-def write_atomically(path: Path, lines: Iterable[str]) -> None:
-    """Replace `path` only once the new content is completely written (gzipped, with a fixed
-    timestamp so that equal content gives equal bytes, when the name ends in `.gz`)."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; give the file open()'s usual mode
-    try:
-        with os.fdopen(handle, "wb") as raw:
-            packed = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if path.name.endswith(".gz") else None
-            with io.TextIOWrapper(packed or raw, encoding="utf-8") as out:
-                out.writelines(lines)  # closing it closes the gzip stream too
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_records(path: Path, records: Iterable[dict[str, Any]]) -> None:
-    write_atomically(path, (json.dumps(record, ensure_ascii=False, default=str) + "\n" for record in records))
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    write_atomically(path, [json.dumps(data, indent=2, ensure_ascii=False, default=str)])

@@ -20,21 +20,21 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from ripplebench.editors.training import Example, TrainingSettings, train
-from ripplebench.harness.data.controlled_ripple import split_path
-from ripplebench.harness.data.controlled_ripple_io import committed_data_dir, read_text
+from ripplebench.core.io import atomic_folder, iter_jsonl
 from ripplebench.core.models import LoadedModel
+from ripplebench.core.paths import CONTROLLED_RIPPLE_DATA_DIR
 from ripplebench.core.prompts import render_prompt
+from ripplebench.core.settings import build_dataclass, parse_assignments
+from ripplebench.editors.training import Example, TrainingSettings, train
+from ripplebench.harness.data.controlled_ripple.splits import split_path
 
 TRIVIAQA = "triviaqa"
 TRIVIAQA_HUB = ("mandarjoshi/trivia_qa", "rc.nocontext")
-CONTROLLED_RIPPLE_TRAIN = split_path(committed_data_dir(), "train")
+CONTROLLED_RIPPLE_TRAIN = split_path(CONTROLLED_RIPPLE_DATA_DIR, "train")
 TRIVIAQA_SETTINGS = TrainingSettings(
     lr=1e-5, epochs=2, batch_size=128, max_length=256, weight_decay=0.1, max_grad_norm=1.0, warmup_ratio=0.03
 )
@@ -55,13 +55,7 @@ def read_qa_file(path: str | Path) -> list[QAPair]:
     if not path.is_file():
         raise ValueError(f"QA file '{path}' does not exist.")
     pairs = []
-    for number, line in enumerate(read_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{number}: not valid JSON ({error.msg}).") from None
+    for where, record in iter_jsonl(path):
         if "questions" in record:
             pairs.extend(
                 QAPair(q["unalias_question"], (q["answer"], *q.get("answer_aliases", ()))) for q in record["questions"]
@@ -71,7 +65,7 @@ def read_qa_file(path: str | Path) -> list[QAPair]:
             pairs.append(QAPair(record["question"], tuple(answer) if isinstance(answer, list) else (str(answer),)))
         else:
             raise ValueError(
-                f"{path}:{number}: expected 'question' and 'answer' fields, or a Controlled "
+                f"{where}: expected 'question' and 'answer' fields, or a Controlled "
                 "RippleEdit instance with 'questions'."
             )
     return pairs
@@ -88,19 +82,10 @@ def triviaqa_pairs() -> list[QAPair] | None:
     return [QAPair(row["question"], (row["answer"]["value"], *row["answer"]["aliases"])) for row in rows]
 
 
-def override_settings(settings: TrainingSettings, assignments: Sequence[str]) -> TrainingSettings:
-    """Apply "field=value" strings (e.g. "lr=1e-5", "epochs=3") to training settings."""
-    valid = {name: type(value) for name, value in asdict(settings).items()}
-    changes: dict[str, Any] = {}
-    for assignment in assignments:
-        name, _, value = assignment.partition("=")
-        if name not in valid or not value:
-            raise ValueError(f"Bad training setting '{assignment}': use FIELD=VALUE with FIELD one of {', '.join(valid)}.")
-        try:
-            changes[name] = valid[name](value)
-        except ValueError:
-            raise ValueError(f"Training setting '{name}' needs a value of type {valid[name].__name__}, not '{value}'.") from None
-    return replace(settings, **changes)
+def override_settings(settings: TrainingSettings, assignments: Sequence[str], option: str = "--set") -> TrainingSettings:
+    """Apply "field=value" strings (e.g. "lr=1e-5", "epochs=3", given with `option`) to training settings."""
+    changes = parse_assignments(assignments, option)
+    return build_dataclass(TrainingSettings, {**asdict(settings), **changes}, f"the training settings ({option})")
 
 
 def question_key(question: str) -> str:
@@ -136,11 +121,11 @@ def qa_examples(loaded: LoadedModel, pairs: Sequence[QAPair], prompt_format: str
 def evaluate_qa(loaded: LoadedModel, pairs: Sequence[QAPair], prompt_format: str, batch_size: int = 16) -> dict[str, Any]:
     """Exact match and mean answer length (words) of greedy answers, decoded as the tasks do
     (at most 20 new tokens, cut at the first newline)."""
-    from ripplebench.editors.none import NoEdit
+    from ripplebench.editors.registry import build_editor
     from ripplebench.harness.engine import EditThenQuery, Query
     from ripplebench.harness.metrics import exact_match
 
-    engine = EditThenQuery(loaded, NoEdit(), prompt_format, batch_size)
+    engine = EditThenQuery(loaded, build_editor("none"), prompt_format, batch_size)
     answers = engine.answer([Query((), pair.question, ("\n",), 20) for pair in pairs], "")
     scores = [exact_match(pair.question, answer, pair.answers) for pair, answer in zip(pairs, answers)]
     return {
@@ -164,18 +149,12 @@ def save_model(loaded: LoadedModel, output: str | Path, report: dict[str, Any], 
     output = Path(output).expanduser().resolve()
     if output.exists():
         raise ValueError(f"Output folder '{output}' already exists; choose another or remove it.")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-partial-", dir=output.parent))
-    try:
+    with atomic_folder(output) as staging:
         loaded.model.save_pretrained(staging)
         loaded.tokenizer.save_pretrained(staging)
         (staging / "sft_qa.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         if card:
             (staging / "README.md").write_text(card)
-        staging.rename(output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return output
 
 

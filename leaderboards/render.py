@@ -10,7 +10,7 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from ripplebench.harness.runs import write_atomically, write_json
+from ripplebench.core.io import write_atomically, write_json
 from ripplebench.leaderboards.leaderboard import Cell, Column, Leaderboard, Row, Table
 
 MARKER = "†"

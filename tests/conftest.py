@@ -98,6 +98,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 def tiny(tiny_model_dir):
     """A freshly loaded tiny model (a LoadedModel), safe to modify within one test."""
     from helpers import TEST_DEVICE
+
     from ripplebench.core.models import load_model, resolve_model
 
     return load_model(resolve_model(str(tiny_model_dir)), device=TEST_DEVICE)

@@ -10,8 +10,7 @@ import pytest
 from helpers import parameters_hash
 
 import ripplebench.editors.cpt as cpt_module
-from ripplebench.editors import Edit, build_editor
-from ripplebench.editors import memory
+from ripplebench.editors import Edit, build_editor, memory
 
 EDIT = Edit(id="e1", fact="Elizabeth Ruiz was born in Kenya.", subject_type="person")
 

@@ -19,7 +19,7 @@ from ripplebench.editors.mend.config import TrainConfig, load_train_config, read
 from ripplebench.editors.mend.grads import rank1_factors, target_weights
 from ripplebench.editors.mend.locations import key_differences, recorded_config
 from ripplebench.editors.mend.losses import text_batch, token_nll
-from ripplebench.editors.mend.train import MetaTrainer
+from ripplebench.harness.hypernet_training import meta_trainer
 
 
 def instance(number: int, person: str, country: str, capital: str, neighbour: str) -> dict:
@@ -88,7 +88,7 @@ def tiny_config(model_dir, data_files, out_dir, **overrides) -> TrainConfig:
 def checkpoint(tiny_model_dir, data_files, tmp_path_factory):
     """A hypernetwork trained for 2 steps on the tiny model (PropMEND settings)."""
     out = tmp_path_factory.mktemp("hypernet")
-    return MetaTrainer(tiny_config(tiny_model_dir, data_files, out, max_steps=2)).train(progress=False)
+    return meta_trainer(tiny_config(tiny_model_dir, data_files, out, max_steps=2)).train(progress=False)
 
 
 def test_rank1_factors_rebuild_autograd_weight_gradient(tiny):
@@ -120,7 +120,7 @@ def test_rank1_factors_rebuild_autograd_weight_gradient(tiny):
 
 def test_a_few_training_steps_lower_the_outer_loss(tiny_model_dir, data_files, tmp_path):
     config = tiny_config(tiny_model_dir, data_files, tmp_path, max_steps=8, val_every=4)
-    MetaTrainer(config).train(progress=False)
+    meta_trainer(config).train(progress=False)
     validations = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     validations = [record for record in validations if record["kind"] == "validation"]
     assert [record["step"] for record in validations] == [4, 8]
@@ -129,10 +129,10 @@ def test_a_few_training_steps_lower_the_outer_loss(tiny_model_dir, data_files, t
 
 
 def test_resuming_reproduces_an_uninterrupted_run(tiny_model_dir, data_files, tmp_path):
-    straight = MetaTrainer(tiny_config(tiny_model_dir, data_files, tmp_path / "straight", max_steps=3, val_every=5))
+    straight = meta_trainer(tiny_config(tiny_model_dir, data_files, tmp_path / "straight", max_steps=3, val_every=5))
     straight.train(progress=False)
-    MetaTrainer(tiny_config(tiny_model_dir, data_files, tmp_path / "split", max_steps=1, val_every=5)).train(progress=False)
-    resumed = MetaTrainer(tiny_config(tiny_model_dir, data_files, tmp_path / "split", max_steps=3, val_every=5))
+    meta_trainer(tiny_config(tiny_model_dir, data_files, tmp_path / "split", max_steps=1, val_every=5)).train(progress=False)
+    resumed = meta_trainer(tiny_config(tiny_model_dir, data_files, tmp_path / "split", max_steps=3, val_every=5))
     resumed.train(progress=False)
     assert resumed.step == straight.step == 3
     for key, value in straight.hypernet.state_dict().items():
@@ -145,9 +145,9 @@ def test_resuming_reproduces_an_uninterrupted_run(tiny_model_dir, data_files, tm
 
 
 def test_resuming_with_another_config_is_refused(tiny_model_dir, data_files, tmp_path):
-    MetaTrainer(tiny_config(tiny_model_dir, data_files, tmp_path, max_steps=2)).train(progress=False)
+    meta_trainer(tiny_config(tiny_model_dir, data_files, tmp_path, max_steps=2)).train(progress=False)
     with pytest.raises(ValueError, match="differs in c_edit"):
-        MetaTrainer(tiny_config(tiny_model_dir, data_files, tmp_path, c_edit=0.5)).train(progress=False)
+        meta_trainer(tiny_config(tiny_model_dir, data_files, tmp_path, c_edit=0.5)).train(progress=False)
 
 
 EDITS = [Edit(id=r["id"], fact=r["text"]) for r in RECORDS[:2]]
@@ -218,7 +218,7 @@ def test_mend_recipe_and_exact_match_validation_run(tiny_model_dir, data_files, 
         tiny_model_dir, data_files, tmp_path, inner_loss="sft", outer_loss="paraphrase",
         turns=2, back_depth=2, decay=0.95, reg_coef=1e-4, max_steps=1, val_every=1, val_generate=True,
     )
-    trainer = MetaTrainer(config)
+    trainer = meta_trainer(config)
     trainer.train(progress=False)
     record = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
     assert record["kind"] == "validation" and 0 <= record["val_efficacy"] <= 1 and 0 <= record["val_specificity"] <= 1
@@ -384,7 +384,7 @@ def test_the_editors_list_says_which_hypernetworks_are_trained_here(checkpoint, 
     assert "[not trained here]" in listing["mend_smollm2_cpu"]
 
 
-def test_a_checkpoint_for_another_model_or_layers_is_not_picked_up(checkpoint, tiny_model_dir, data_files, cache, tmp_path, caplog):
+def test_a_checkpoint_for_another_model_or_layers_is_not_picked_up(checkpoint, tiny_model_dir, data_files, cache, tmp_path):
     import shutil
 
     same = tiny_preset(tmp_path / "same", tiny_model_dir, data_files)
@@ -404,18 +404,6 @@ def test_a_checkpoint_for_another_model_or_layers_is_not_picked_up(checkpoint, t
         with pytest.raises(ValueError, match=f"was not trained by .*{next(iter(changes))}: trained"):
             build_editor("propmend", {"train_preset": str(config), "checkpoint": str(checkpoint)}).check(None)
 
-    # The old default, results/hypernets/<preset>/ under the current directory, is found with a
-    # note, but only for the same model and layers.
-    shutil.rmtree(out_dir)
-    legacy = tmp_path / "results" / "hypernets" / "tiny_propmend" / "best.pt"
-    legacy.parent.mkdir(parents=True)
-    shutil.copy(checkpoint, legacy)
-    with caplog.at_level("WARNING"):
-        assert build_editor("propmend", {"train_preset": str(same)}).checkpoint_path() == Path("results/hypernets/tiny_propmend/best.pt")
-    assert "from the old default location" in caplog.text
-    layers = tiny_preset(tmp_path / "layers", tiny_model_dir, data_files, layers="1-3")
-    assert build_editor("propmend", {"train_preset": str(layers)}).checkpoint_path() is None
-    assert "Not using" in caplog.text and "layers: trained 2-3, expected 1-3" in caplog.text
 
 
 @pytest.mark.parametrize("method", ["propmend", "mend"])

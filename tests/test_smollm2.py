@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from helpers import parameters_hash, requires_controlled_ripple_splits
 
-from ripplebench.editors import Edit, build_editor
 from ripplebench.core.models import converted_gguf_dir, load_model, resolve_model
+from ripplebench.editors import Edit, build_editor
 
 pytestmark = pytest.mark.slow
 

@@ -11,13 +11,12 @@ style .jsonl file also works.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from ripplebench.harness.data.controlled_ripple_io import read_text
-from ripplebench.tasks.controlled_ripple.utils import DATA_DIR, SAMPLE_SPLITS
+from ripplebench.core.io import read_jsonl
+from ripplebench.core.paths import CONTROLLED_RIPPLE_DATA_DIR as DATA_DIR
 
 CORPORA = ("auto", "ctrl_ripple_train", "ctrl_ripple_sample", "wikitext-103", "<path to .txt or .jsonl>")
 CTRL_RIPPLE_TRAIN = DATA_DIR / "train.jsonl.gz"
@@ -47,10 +46,7 @@ def _digest(texts: tuple[str, ...]) -> str:
 def instance_texts(path: Path) -> list[str]:
     """A Controlled RippleEdit file's facts and question-answer pairs, as the paper's corpus."""
     texts = []
-    for line in read_text(path).splitlines():
-        if not line.strip():
-            continue
-        instance = json.loads(line)
+    for instance in read_jsonl(path):
         texts.append(instance["text"])
         for question in instance.get("questions", []):
             for key in ("alias_question", "unalias_question"):
@@ -95,7 +91,7 @@ def load_corpus(spec: str) -> Corpus:
             raise ValueError(f"The Controlled RippleEdit training split {CTRL_RIPPLE_TRAIN} is not installed.")
         return _from_texts(spec, "Controlled RippleEdit training split", instance_texts(CTRL_RIPPLE_TRAIN))
     if spec == "ctrl_ripple_sample":
-        texts = [text for split in SAMPLE_SPLITS for text in instance_texts(DATA_DIR / f"sample_{split}.jsonl")]
+        texts = [text for path in sorted(DATA_DIR.glob("sample_*.jsonl")) for text in instance_texts(path)]
         return _from_texts(spec, "Controlled RippleEdit committed sample files", texts)
     if spec == "wikitext-103":
         return _wikitext()

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -22,7 +20,9 @@ from typing import Callable, Sequence
 import torch
 from tqdm import tqdm
 
-from ripplebench.core.models import LoadedModel, default_cache_dir
+from ripplebench.core.cache import default_cache_dir
+from ripplebench.core.io import atomic_path
+from ripplebench.core.models import LoadedModel
 
 from .corpus import Corpus
 from .modules import ModulePaths, capture_inputs, forward_until
@@ -60,15 +60,8 @@ def stats_path(loaded: LoadedModel, paths: ModulePaths, layer: int, settings: St
 
 
 def _save(value: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix="partial-", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_path(path) as staging:
         torch.save(value, staging)
-        os.replace(staging, path)
-    finally:
-        if os.path.exists(staging):
-            os.remove(staging)
 
 
 @torch.no_grad()

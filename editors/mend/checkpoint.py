@@ -9,12 +9,13 @@ corrupts the previous one.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ripplebench.core.io import atomic_path
 
 from .network import HyperNetwork
 
@@ -27,13 +28,9 @@ def fingerprint(model_config: Any) -> dict[str, Any]:
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(path.name + ".tmp")
-    try:
+    """Write a checkpoint atomically: a killed save never leaves a torn file."""
+    with atomic_path(path) as staging:
         torch.save(payload, staging)
-        os.replace(staging, path)
-    finally:
-        staging.unlink(missing_ok=True)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from ripplebench.editors.registry import make_config
+from ripplebench.core.presets import find_preset
+from ripplebench.core.settings import build_dataclass
 
 from .locations import hypernet_dir
 from .losses import INNER_LOSSES, OUTER_LOSSES
@@ -93,13 +94,7 @@ class TrainPreset:
 
 
 def _config_path(spec: str) -> Path:
-    path = Path(spec)
-    if not path.is_file():
-        path = PRESETS_DIR / f"{spec}.yaml"
-    if not path.is_file():
-        names = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
-        raise ValueError(f"Training config '{spec}' is neither a YAML file nor a bundled preset ({names}).")
-    return path
+    return find_preset(spec, PRESETS_DIR, "Training config")
 
 
 def _read_values(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -120,8 +115,8 @@ def read_train_preset(spec: str, overrides: Mapping[str, Any] | None = None) -> 
     values = _read_values(path)
     metadata = {key: values.pop(key, "") for key in METADATA}
     values.update(overrides or {})
-    # make_config converts numeric strings (YAML reads 1e-6, without a dot, as one).
-    config: TrainConfig = make_config(TrainConfig, values, f"training config {path}")  # type: ignore[assignment]
+    # build_dataclass converts numeric strings (YAML reads 1e-6, without a dot, as one).
+    config: TrainConfig = build_dataclass(TrainConfig, values, f"training config {path}")  # type: ignore[assignment]
     if not config.out_dir:
         config.out_dir = str(hypernet_dir(path.stem, dataclasses.asdict(config)))
     config.check()

@@ -16,12 +16,11 @@ but they share the dataset's relations. Give a JSON-lines file of {question, ans
 
 from __future__ import annotations
 
-import gzip
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from ripplebench.core.io import iter_jsonl
 from ripplebench.editors.base import AtomicFact, Edit
 
 
@@ -46,16 +45,7 @@ def _read_jsonl(path: str | Path) -> list[tuple[str, dict]]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"Data file '{path}' does not exist.")
-    records = []
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                where = f"{path}:{number}"
-                try:
-                    records.append((where, json.loads(line)))
-                except json.JSONDecodeError as error:
-                    raise ValueError(f"{where}: not valid JSON ({error.msg}).") from None
+    records = list(iter_jsonl(path))
     if not records:
         raise ValueError(f"Data file '{path}' holds no instances.")
     return records

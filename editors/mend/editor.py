@@ -62,7 +62,7 @@ class HypernetEditor(Editor):
         if self.config.checkpoint:
             return Path(self.config.checkpoint)
         preset = self.train_preset
-        return find_checkpoint(preset.name, dataclasses.asdict(preset.config)) if preset else None
+        return find_checkpoint(dataclasses.asdict(preset.config)) if preset else None
 
     def status(self) -> str:
         if not (self.config.checkpoint or self.config.train_preset):

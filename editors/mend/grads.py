@@ -11,8 +11,8 @@ from typing import Callable
 
 import torch
 
-from ripplebench.editors.layers import parse_layer_range
 from ripplebench.core.models import decoder_layers
+from ripplebench.editors.layers import parse_layer_range
 
 Factors = dict[str, tuple[torch.Tensor, torch.Tensor]]
 

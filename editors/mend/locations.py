@@ -4,29 +4,24 @@ Training writes there unless the config sets `out_dir`, and editor presets look 
 checkpoint trained in one directory is found from any other. `<key>` is a short hash of what a
 checkpoint is (the fields in KEY_FIELDS: the model, the edited weights, the network's shape and
 its losses): a checkpoint for another model or layer set lands in, and is looked for in, another
-folder. Checkpoints in the old default, `results/hypernets/<config name>/` under the current
-directory, are found too if their recorded config has the same key.
+folder.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
-from ripplebench.core.models import default_cache_dir
-
-log = logging.getLogger(__name__)
+from ripplebench.core.cache import default_cache_dir
 
 KEY_FIELDS = (
     "model", "layers", "weights", "rank", "n_hidden", "shared",
     "inner_loss", "outer_loss", "turns", "edits_per_turn", "back_depth",
 )
-LEGACY_DIR = Path("results") / "hypernets"
 BEST = "best.pt"
 
 
@@ -65,17 +60,7 @@ def key_differences(trained: Mapping[str, Any], expected: Mapping[str, Any]) -> 
     return [f"{field}: trained {a[field]}, expected {b[field]}" for field in KEY_FIELDS if a[field] != b[field]]
 
 
-def find_checkpoint(name: str, config: Mapping[str, Any]) -> Path | None:
-    """The best.pt of training config `name` in its out_dir, else in the old default location."""
-    current = Path(config["out_dir"]) / BEST
-    if current.is_file():
-        return current
-    legacy = LEGACY_DIR / name / BEST
-    if not legacy.is_file():
-        return None
-    differences = key_differences(recorded_config(legacy), config)
-    if differences:
-        log.warning("Not using %s: it was trained with another setup (%s).", legacy.resolve(), "; ".join(differences))
-        return None
-    log.warning("Using %s from the old default location; new trainings write to %s.", legacy.resolve(), current.parent)
-    return legacy
+def find_checkpoint(config: Mapping[str, Any]) -> Path | None:
+    """The best.pt in the config's out_dir, if training has written one."""
+    path = Path(config["out_dir"]) / BEST
+    return path if path.is_file() else None

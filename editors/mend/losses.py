@@ -18,9 +18,9 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
+from ripplebench.core.prompts import render_prompt
 from ripplebench.editors.base import Edit
 from ripplebench.editors.training import pad_rows
-from ripplebench.core.prompts import render_prompt
 
 INNER_LOSSES = ("clm", "sft")
 OUTER_LOSSES = ("propagation", "paraphrase")

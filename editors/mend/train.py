@@ -31,19 +31,16 @@ import math
 import random
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Protocol
 
 import torch
 import yaml
 from torch.func import functional_call
 from tqdm import tqdm
 
-from ripplebench.harness.data.controlled_ripple import split_path
-from ripplebench.harness.data.controlled_ripple_io import committed_data_dir
-from ripplebench.harness.engine import EditThenQuery, Query
-from ripplebench.harness.metrics import exact_match
-from ripplebench.core.models import load_model, resolve_model
+from ripplebench.core.models import LoadedModel, load_model, resolve_model
 from ripplebench.core.prompts import resolve_prompt_format
+from ripplebench.editors.base import Editor
 
 from .checkpoint import TrainedHypernet, fingerprint, read_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -54,12 +51,40 @@ from .losses import TokenBatch, inner_batch, locality_kl, pair_batch, question_b
 from .network import HyperNetwork
 
 
-class MetaTrainer:
-    """Holds the frozen model, the data, the hypernetwork and its optimizer."""
+class GenerationScorer(Protocol):
+    """Scores an editor by greedy generation (the harness's edit-then-query engine): after
+    editing each group of instances, exact match on their propagation questions
+    (`val_efficacy`) and specificity questions (`val_specificity`)."""
 
-    def __init__(self, config: TrainConfig) -> None:
+    def __call__(
+        self, loaded: LoadedModel, prompt_format: str, editor: Editor, groups: list[list[Instance]]
+    ) -> dict[str, float]: ...
+
+
+class MetaTrainer:
+    """Holds the frozen model, the data, the hypernetwork and its optimizer.
+
+    Data files are the config's, else `default_files` (the harness passes the dataset's
+    committed "train" and "validation" splits); the `val_generate` metrics need a `scorer`,
+    which the harness provides too.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        scorer: GenerationScorer | None = None,
+        default_files: Mapping[str, str | Path] | None = None,
+    ) -> None:
         config.check()
+        defaults = default_files or {}
+        train_file = config.train_file or defaults.get("train")
+        validation_file = config.validation_file or defaults.get("validation")
+        if not (train_file and validation_file):
+            raise ValueError("No training data: set train_file and validation_file in the training config.")
+        if config.val_generate and scorer is None:
+            raise ValueError("val_generate needs a generation scorer (the harness passes one).")
         self.config = config
+        self.scorer = scorer
         self.out_dir = Path(config.out_dir)
         self.loaded = load_model(resolve_model(config.model), device=config.device)
         self.model = self.loaded.model
@@ -67,8 +92,7 @@ class MetaTrainer:
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
         self.prompt_format = resolve_prompt_format(config.prompt_format, self.tokenizer)
-        self.train_data = read_instances(config.train_file or split_path(committed_data_dir(), "train"))
-        validation_file = config.validation_file or split_path(committed_data_dir(), "validation")
+        self.train_data = read_instances(train_file)
         validation = read_instances(validation_file)
         self.val_data = validation[: config.val_instances] if config.val_instances else validation
         if len(self.val_data) < config.turns * config.edits_per_turn:
@@ -211,19 +235,8 @@ class MetaTrainer:
         """EM efficacy (alias questions) and specificity (unalias questions) after editing each group."""
         trained = TrainedHypernet(self.hypernet, self.config.inner_loss, self.config.layers, self.model_identity())
         editor = HypernetEditor(HypernetConfig(edits_per_turn=self.config.edits_per_turn, max_length=self.config.max_length), trained)
-        queries, scoring = [], []
-        for group in groups:
-            edits = tuple(instance.edit for instance in group)
-            for instance in group:
-                for kind, qas in (("val_efficacy", instance.propagation), ("val_specificity", instance.specificity)):
-                    for qa in qas:
-                        queries.append(Query(edits, qa.question, stops=("\n",), max_new_tokens=20))
-                        scoring.append((kind, qa))
-        answers = EditThenQuery(self.loaded, editor, self.prompt_format).run(queries, progress=False)
-        scores: dict[str, list[float]] = {"val_efficacy": [], "val_specificity": []}
-        for (kind, qa), answer in zip(scoring, answers):
-            scores[kind].append(exact_match(qa.question, answer, [qa.answer, *qa.aliases]))
-        return {kind: sum(values) / max(len(values), 1) for kind, values in scores.items()}
+        assert self.scorer is not None  # checked in __init__ when val_generate is set
+        return self.scorer(self.loaded, self.prompt_format, editor, groups)
 
     def model_identity(self) -> dict[str, Any]:
         return {"name": self.config.model, "fingerprint": fingerprint(self.model.config)}
