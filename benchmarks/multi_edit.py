@@ -113,7 +113,9 @@ def summarise(folders: dict[str, Path]) -> dict[str, Any]:
 
 def markdown(tables: dict[str, dict[str, Any]]) -> str:
     """One row per editor: efficacy / specificity per setting (multi: difference to single and p)."""
-    header = "| editor | " + " | ".join(f"{s} eff / spec" for s in SETTINGS) + " | minutes " + " / ".join(SETTINGS) + " |"
+    header = (
+        "| editor | " + " | ".join(f"{s} eff / spec" for s in SETTINGS) + " | minutes " + " / ".join(SETTINGS) + " |"
+    )
     lines = [header, "|---" * (len(SETTINGS) + 2) + "|"]
     for editor, table in tables.items():
         cells = []
@@ -131,7 +133,9 @@ def markdown(tables: dict[str, dict[str, Any]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--editors", default="prepend,cpt,memit_smollm2,alphaedit_smollm2,propmend_smollm2_cpu,rledit_smollm2_cpu")
+    parser.add_argument(
+        "--editors", default="prepend,cpt,memit_smollm2,alphaedit_smollm2,propmend_smollm2_cpu,rledit_smollm2_cpu"
+    )
     parser.add_argument("--split", default="id", choices=tuple(TEST_TASK_SPLITS))
     parser.add_argument("--group", type=int, default=1, help="which multi10 group's instances (1-based)")
     parser.add_argument("--model", default="smollm2-135m")
@@ -144,7 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for editor in (name.strip() for name in args.editors.split(",") if name.strip()):
         folders = {setting: run_setting(editor, args.split, setting, members, args) for setting in SETTINGS}
         tables[editor] = summarise(folders)
-        write_json(Path(args.out) / "table.json", {"split": args.split, "group": args.group, "instances": members, "editors": tables})
+        write_json(
+            Path(args.out) / "table.json",
+            {"split": args.split, "group": args.group, "instances": members, "editors": tables},
+        )
     print(markdown(tables))
     return 0
 

@@ -86,8 +86,13 @@ def reference_loop(
             query = queries[index]
             prompt = render_prompt(prompt_format, tokenizer, query.question, handle.context)
             (answers[index],) = greedy_generate(
-                model, tokenizer, [prompt], max_new_tokens=query.max_new_tokens, stops=query.stops,
-                batch_size=1, add_special_tokens=prompt_format != "chat",
+                model,
+                tokenizer,
+                [prompt],
+                max_new_tokens=query.max_new_tokens,
+                stops=query.stops,
+                batch_size=1,
+                add_special_tokens=prompt_format != "chat",
             )
         answered = time.perf_counter()
         model.load_state_dict(state)
@@ -140,7 +145,9 @@ def tiny_propmend_checkpoint(folder: Path) -> Path:
     from ripplebench.editors.mend.config import load_train_config
     from ripplebench.harness.hypernet_training import meta_trainer
 
-    config = load_train_config("propmend_smollm2_cpu", {"max_steps": 1, "batch_size": 1, "val_instances": 1, "out_dir": str(folder)})
+    config = load_train_config(
+        "propmend_smollm2_cpu", {"max_steps": 1, "batch_size": 1, "val_instances": 1, "out_dir": str(folder)}
+    )
     return Path(meta_trainer(config).train(progress=False))
 
 
@@ -160,8 +167,15 @@ def print_table(results: dict[str, dict[str, Any]], header: bool = True) -> None
         for loop in ("reference", "engine"):
             r = row[loop]
             ratio = f"{row['ratio']:.2f}" if loop == "engine" else ""
-            values = (f"{r['edits_per_minute']:.2f}", ratio, f"{r['edit_seconds']:.2f}", f"{r['answer_seconds']:.2f}",
-                      f"{r['revert_seconds']:.3f}", f"{r['revert_pct_of_edit']:.2f}", f"{r['peak_rss_mb']:.0f}")
+            values = (
+                f"{r['edits_per_minute']:.2f}",
+                ratio,
+                f"{r['edit_seconds']:.2f}",
+                f"{r['answer_seconds']:.2f}",
+                f"{r['revert_seconds']:.3f}",
+                f"{r['revert_pct_of_edit']:.2f}",
+                f"{r['peak_rss_mb']:.0f}",
+            )
             print(f"{name:<22}{loop:<11}" + "".join(f"{value:>11}" for value in values), flush=True)
 
 
@@ -171,7 +185,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--edits", type=int, default=0, help="edit groups to run (default: 2 quick, 50 full)")
     parser.add_argument("--editors", default=",".join(EDITORS), help="comma-separated editors or presets")
     parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--checkpoint", default="", help="PropMEND checkpoint (default: the preset's, where it is trained here, else a 1-step one)")
+    parser.add_argument(
+        "--checkpoint",
+        default="",
+        help="PropMEND checkpoint (default: the preset's, where it is trained here, else a 1-step one)",
+    )
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--out", default="", help="write the results as JSON here")
     args = parser.parse_args(argv)
@@ -184,8 +202,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     groups = list(group_by_edits(queries))
     greedy_generate(loaded.model, loaded.tokenizer, ["Warm-up."], max_new_tokens=2)
     scratch = Path(tempfile.mkdtemp(prefix="ripplebench-throughput-"))
-    report: dict[str, Any] = {"model": args.model, "edits": len(groups), "questions": len(queries), "quick": args.quick,
-                              "batch_size": args.batch_size, "threads": torch.get_num_threads(), "editors": {}}
+    report: dict[str, Any] = {
+        "model": args.model,
+        "edits": len(groups),
+        "questions": len(queries),
+        "quick": args.quick,
+        "batch_size": args.batch_size,
+        "threads": torch.get_num_threads(),
+        "editors": {},
+    }
     failed = False
     for name in names:
         settings: dict[str, Any] = {}
@@ -199,13 +224,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             trained = checkpoint is not None and checkpoint.is_file()
             settings["checkpoint"] = str(checkpoint if trained else tiny_propmend_checkpoint(scratch / "propmend"))
         print(f"[{name}] engine ...", file=sys.stderr, flush=True)
-        engine = measure(lambda: engine_loop(loaded, build_editor(name, settings), prompt_format, queries, args.batch_size), len(groups))
+        engine = measure(
+            lambda: engine_loop(loaded, build_editor(name, settings), prompt_format, queries, args.batch_size),
+            len(groups),
+        )
         print(f"[{name}] reference loop ...", file=sys.stderr, flush=True)
-        reference = measure(lambda: reference_loop(loaded, build_editor(name, settings), prompt_format, queries), len(groups))
+        reference = measure(
+            lambda: reference_loop(loaded, build_editor(name, settings), prompt_format, queries), len(groups)
+        )
         if name.startswith("memit"):  # the engine's first edit read the statistics the cold edit wrote
             warm = engine["first_edit_seconds"]
             report["memit_statistics_cache"] = {
-                "cold_edit_seconds": round(cold, 3), "warm_edit_seconds": round(warm, 3), "cold_over_warm": round(cold / warm, 2),
+                "cold_edit_seconds": round(cold, 3),
+                "warm_edit_seconds": round(warm, 3),
+                "cold_over_warm": round(cold / warm, 2),
             }
         different = differences(queries, reference.pop("answers"), engine.pop("answers"))
         failed |= bool(different)
@@ -221,13 +253,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_json(Path(args.out), report)
     if "memit_statistics_cache" in report:
         cache = report["memit_statistics_cache"]
-        print(f"MEMIT statistics cache: cold edit {cache['cold_edit_seconds']:.2f} s, warm {cache['warm_edit_seconds']:.2f} s "
-              f"({cache['cold_over_warm']:.1f}x)")
+        print(
+            f"MEMIT statistics cache: cold edit {cache['cold_edit_seconds']:.2f} s, warm {cache['warm_edit_seconds']:.2f} s "
+            f"({cache['cold_over_warm']:.1f}x)"
+        )
     shutil.rmtree(scratch, ignore_errors=True)
     for name, row in report["editors"].items():
         for item in row["different_answers"]:
-            print(f"DIFFERENT [{name}] {item['edit']} {item['question']!r}: reference {item['reference']!r}, "
-                  f"engine {item['engine']!r}", file=sys.stderr)
+            print(
+                f"DIFFERENT [{name}] {item['edit']} {item['question']!r}: reference {item['reference']!r}, "
+                f"engine {item['engine']!r}",
+                file=sys.stderr,
+            )
     if failed:
         print("FAIL: the engine and the reference loop gave different greedy answers (listed above).", file=sys.stderr)
         return 1

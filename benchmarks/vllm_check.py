@@ -92,7 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     source = resolve_model("smollm2-135m")
     loaded = load_model(source, dtype=args.dtype, device="cuda")
     settings = VLLMSettings(gpu_memory_utilization=args.gpu_memory_utilization)
-    backend = VLLMBackend.start(loaded, settings, folder=weights_dir(source), dtype=args.dtype, batch_size=args.batch_size)
+    backend = VLLMBackend.start(
+        loaded, settings, folder=weights_dir(source), dtype=args.dtype, batch_size=args.batch_size
+    )
     queries = task_queries(args.task, args.limit)
     print(f"{args.task}: {len(queries)} questions, dtype {args.dtype}")
     failed, total_hf, total_vllm = False, 0.0, 0.0
@@ -100,8 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         differences, hf_seconds, vllm_seconds = compare(loaded, build_editor(name), backend, queries, args.batch_size)
         total_hf, total_vllm = total_hf + hf_seconds, total_vllm + vllm_seconds
         verdict = "identical" if not differences else f"{len(differences)} of {len(queries)} differ"
-        print(f"{name:>14}: {verdict}; decoding hf {hf_seconds:.2f} s, vllm {vllm_seconds:.2f} s, "
-              f"ratio {hf_seconds / max(vllm_seconds, 1e-9):.2f}x")
+        print(
+            f"{name:>14}: {verdict}; decoding hf {hf_seconds:.2f} s, vllm {vllm_seconds:.2f} s, "
+            f"ratio {hf_seconds / max(vllm_seconds, 1e-9):.2f}x"
+        )
         for edit_id, question, hf_answer, vllm_answer in differences:
             print(f"    edit {edit_id}: {question!r}\n        hf:   {hf_answer!r}\n        vllm: {vllm_answer!r}")
         failed = failed or bool(differences)

@@ -95,7 +95,9 @@ def write_atomically(path: str | Path, lines: Iterable[str]) -> None:
     """Replace `path` with `lines` only once they are completely written (gzipped for .gz)."""
     with atomic_path(path) as temporary:
         with temporary.open("wb") as raw:
-            packed = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if Path(path).name.endswith(".gz") else None
+            packed = (
+                gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if Path(path).name.endswith(".gz") else None
+            )
             with io.TextIOWrapper(packed or raw, encoding="utf-8") as out:
                 out.writelines(lines)  # closing it closes the gzip stream too
 

@@ -100,7 +100,9 @@ def resolve_model(spec: str, gguf_file: str | None = None, cache_dir: str | Path
         prepared = ALIASES[spec]
         folder = prepared.path(cache_dir)
         if not (folder / "config.json").is_file():
-            raise ValueError(f"Model alias '{spec}' is not built here ({folder} is missing). Build it with: {prepared.install}")
+            raise ValueError(
+                f"Model alias '{spec}' is not built here ({folder} is missing). Build it with: {prepared.install}"
+            )
         return ModelSource(spec, str(folder))
     if spec in ALIASES:
         alias = ALIASES[spec]

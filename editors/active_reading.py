@@ -98,7 +98,9 @@ class LocalGenerator:
 
         tokenizer, network, device = self.loaded.tokenizer, self.loaded.model, self.loaded.device
         style = "chat" if resolve_prompt_format("auto", tokenizer) == "chat" else "raw"
-        sampling = {"do_sample": True, "temperature": self.temperature} if self.temperature > 0 else {"do_sample": False}
+        sampling = (
+            {"do_sample": True, "temperature": self.temperature} if self.temperature > 0 else {"do_sample": False}
+        )
         outputs = []
         # Seeded here, and the global random state put back after: sampled texts do not depend
         # on what ran before and leave no trace on what runs after.
@@ -147,7 +149,9 @@ class ActiveReader:
         self.cache_dir = Path(cache_dir)
         self.max_strategies = max_strategies
         loader = jinja2.FileSystemLoader(str(templates_dir))
-        self.environment = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+        self.environment = jinja2.Environment(
+            loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=False
+        )
         names = (*STRATEGY_TEMPLATES, AUGMENTATION_TEMPLATE)
         missing = [name for name in names if not (Path(templates_dir) / name).is_file()]
         if missing:
@@ -166,8 +170,13 @@ class ActiveReader:
         path = self.cache_path(fact)
         if path.is_file():
             return json.loads(path.read_text(encoding="utf-8"))["augmentations"]
-        prompts = [self.environment.get_template(name).render(fact=fact, count=self.max_strategies) for name in STRATEGY_TEMPLATES]
-        strategies = [s for answer in self.generator.complete(prompts) for s in parse_strategies(answer, self.max_strategies)]
+        prompts = [
+            self.environment.get_template(name).render(fact=fact, count=self.max_strategies)
+            for name in STRATEGY_TEMPLATES
+        ]
+        strategies = [
+            s for answer in self.generator.complete(prompts) for s in parse_strategies(answer, self.max_strategies)
+        ]
         template = self.environment.get_template(AUGMENTATION_TEMPLATE)
         outputs = self.generator.complete([template.render(fact=fact, strategy=s) for s in strategies])
         augmentations = [text.strip() for text in outputs if text.strip()]

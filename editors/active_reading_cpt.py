@@ -57,8 +57,12 @@ class ActiveReadingCPT(CPT):
         settings = self.config
         if settings.generator == "openai":
             return OpenAIGenerator(
-                settings.generator_model, settings.base_url, settings.api_key_env,
-                settings.temperature, settings.generation_seed, settings.max_new_tokens,
+                settings.generator_model,
+                settings.base_url,
+                settings.api_key_env,
+                settings.temperature,
+                settings.generation_seed,
+                settings.max_new_tokens,
             )
         if settings.generator == "self":
             loaded = model

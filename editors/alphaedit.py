@@ -74,9 +74,7 @@ class AlphaEdit(LocateThenEdit):
         covariances, record = self.covariances(model, inputs.paths, layers)
         projections = self.projections(covariances, record["mom2_files"])
         names = {layer: inputs.paths.weight_name(layer) for layer in layers}
-        preserved = {
-            layer: self.preserved.get(names[layer], torch.zeros_like(covariances[layer])) for layer in layers
-        }
+        preserved = {layer: self.preserved.get(names[layer], torch.zeros_like(covariances[layer])) for layer in layers}
         site = DeltaSite(layers[-1], "subject_last", self.config.clamp_norm_factor, self.config.v_weight_decay)
         (targets,), summary = optimise_targets(
             model, inputs.paths, inputs.facts, inputs.prefixes, [site], inputs.vstar_settings(self.config)

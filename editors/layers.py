@@ -21,9 +21,7 @@ def parse_layer_range(spec: str, num_layers: int) -> range | None:
     except ValueError:
         raise ValueError(f"Layer range '{spec}' is not of the form A-B (e.g. 10-12) or A.") from None
     if not 0 <= start <= stop < num_layers:
-        raise ValueError(
-            f"Layer range '{spec}' is outside the model: valid layers are 0-{num_layers - 1}."
-        )
+        raise ValueError(f"Layer range '{spec}' is outside the model: valid layers are 0-{num_layers - 1}.")
     return range(start, stop + 1)
 
 

@@ -64,7 +64,9 @@ def encode(tokenizer: Any, example: Example, max_length: int, add_eos: bool = Fa
     return ids[:max_length], labels[:max_length]
 
 
-def pad_rows(rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def pad_rows(
+    rows: Sequence[tuple[list[int], list[int]]], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Stack (ids, labels) rows, right-padded: input ids, attention mask, labels (-100 on padding)."""
     width = max(len(ids) for ids, _ in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)

@@ -98,7 +98,14 @@ def controlled_ripple_documents(instance: Mapping[str, Any], edit_id: str) -> li
         ids = {"entity_id": question.get("entity_id", ""), RELATION_FIELD: question.get(RELATION_FIELD, "")}
         for kind, key in ((EFFICACY, "alias_question"), (SPECIFICITY, "unalias_question")):
             docs.append(
-                {**edit, **ids, "question_id": number, KIND_FIELD: kind, QUESTION_FIELD: question[key], ANSWERS_FIELD: answers}
+                {
+                    **edit,
+                    **ids,
+                    "question_id": number,
+                    KIND_FIELD: kind,
+                    QUESTION_FIELD: question[key],
+                    ANSWERS_FIELD: answers,
+                }
             )
     return docs  # type: ignore[return-value]
 
@@ -115,7 +122,9 @@ def group_documents(group: Sequence[tuple[str, Mapping[str, Any]]], group_id: st
         for position, docs in enumerate(per_member, start=1):
             for doc in docs[start : start + 2]:
                 question = {key: value for key, value in doc.items() if key not in EDIT_FIELDS}
-                ordered.append({"edit_id": doc["edit_id"], **membership, "position": position, **question, "edits": edits})
+                ordered.append(
+                    {"edit_id": doc["edit_id"], **membership, "position": position, **question, "edits": edits}
+                )
     return ordered  # type: ignore[return-value]
 
 
@@ -146,8 +155,7 @@ def rippleedit_documents(edit: RippleEdit) -> list[RippleEditDocument]:
 def edit_from_record(record: Mapping[str, Any]) -> Edit:
     """Build an Edit from a document's edit fields (`edit_id`, `fact`, ...)."""
     atomic = tuple(
-        AtomicFact(item["prompt"], item["target"], item["subject"])
-        for item in record.get("atomic_facts") or ()
+        AtomicFact(item["prompt"], item["target"], item["subject"]) for item in record.get("atomic_facts") or ()
     )
     return Edit(
         id=str(record["edit_id"]),

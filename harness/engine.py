@@ -155,7 +155,9 @@ class EditThenQuery:
         return answers
 
     @staticmethod
-    def _journal_key(queries: Sequence[Query], edits: tuple[Edit, ...], indices: list[int]) -> tuple[list[str], list[str]]:
+    def _journal_key(
+        queries: Sequence[Query], edits: tuple[Edit, ...], indices: list[int]
+    ) -> tuple[list[str], list[str]]:
         """A group's journal identity: its edit ids and its questions, in order."""
         return [edit.id for edit in edits], [queries[i].question for i in indices]
 

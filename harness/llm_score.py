@@ -143,5 +143,7 @@ def save_unjudged(settings: JudgeSettings, docs: Sequence[dict], answers: Sequen
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"unjudged_{datetime.now().strftime('%Y-%m-%dT%H-%M-%S.%f')}.jsonl"
     pairs = enumerate(zip(docs, answers))
-    write_jsonl(path, ({"doc_id": number, "doc": doc, "filtered_resps": [str(answer)]} for number, (doc, answer) in pairs))
+    write_jsonl(
+        path, ({"doc_id": number, "doc": doc, "filtered_resps": [str(answer)]} for number, (doc, answer) in pairs)
+    )
     return path

@@ -110,9 +110,7 @@ class EditingLM(LM):
     def loaded(self) -> LoadedModel:
         """The model, loaded on first use so that bad task data fails before this work."""
         if self._loaded is None:
-            self._loaded = load_model(
-                self.source, dtype=self.dtype, device=self.device_name, cache_dir=self.cache_dir
-            )
+            self._loaded = load_model(self.source, dtype=self.dtype, device=self.device_name, cache_dir=self.cache_dir)
         return self._loaded
 
     @property

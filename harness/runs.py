@@ -62,7 +62,9 @@ def _task_of_samples(path: Path) -> str:
 def _visible(folder: Path, pattern: str) -> list[Path]:
     """Files matching `pattern` below `folder`, leaving out hidden folders such as a sweep cell's
     `.staging/`, which holds a run only while it is being saved."""
-    return sorted(p for p in folder.rglob(pattern) if not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    return sorted(
+        p for p in folder.rglob(pattern) if not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
 
 def find_runs(path: str | Path) -> list[Run]:

@@ -82,7 +82,9 @@ def triviaqa_pairs() -> list[QAPair] | None:
     return [QAPair(row["question"], (row["answer"]["value"], *row["answer"]["aliases"])) for row in rows]
 
 
-def override_settings(settings: TrainingSettings, assignments: Sequence[str], option: str = "--set") -> TrainingSettings:
+def override_settings(
+    settings: TrainingSettings, assignments: Sequence[str], option: str = "--set"
+) -> TrainingSettings:
     """Apply "field=value" strings (e.g. "lr=1e-5", "epochs=3", given with `option`) to training settings."""
     changes = parse_assignments(assignments, option)
     return build_dataclass(TrainingSettings, {**asdict(settings), **changes}, f"the training settings ({option})")
@@ -118,7 +120,9 @@ def qa_examples(loaded: LoadedModel, pairs: Sequence[QAPair], prompt_format: str
     ]
 
 
-def evaluate_qa(loaded: LoadedModel, pairs: Sequence[QAPair], prompt_format: str, batch_size: int = 16) -> dict[str, Any]:
+def evaluate_qa(
+    loaded: LoadedModel, pairs: Sequence[QAPair], prompt_format: str, batch_size: int = 16
+) -> dict[str, Any]:
     """Exact match and mean answer length (words) of greedy answers, decoded as the tasks do
     (at most 20 new tokens, cut at the first newline)."""
     from ripplebench.editors.registry import build_editor
@@ -140,7 +144,9 @@ def fine_tune(loaded: LoadedModel, pairs: Sequence[QAPair], settings: TrainingSe
     """One SFT stage on every parameter; returns the tokens processed."""
     examples = qa_examples(loaded, pairs, prompt_format)
     parameters = list(loaded.model.parameters())
-    return train(loaded.model, loaded.tokenizer, examples, parameters, settings, add_eos=True, progress=True, shuffle=True)
+    return train(
+        loaded.model, loaded.tokenizer, examples, parameters, settings, add_eos=True, progress=True, shuffle=True
+    )
 
 
 def save_model(loaded: LoadedModel, output: str | Path, report: dict[str, Any], card: str = "") -> Path:
@@ -203,7 +209,12 @@ def prepare_qa_model(
     evaluated = (read_qa_file(evaluation) if evaluation else [])[:evaluation_limit]
     first, note = stage_one_pairs(stage1, stage1_pairs, seed)
     second = select_pairs(read_qa_file(stage2), stage2_pairs, seed, exclude=() if train_on_evaluation else evaluated)
-    report: dict[str, Any] = {"base_model": loaded.name, "prompt_format": prompt_format, "seed": seed, "stage1_note": note}
+    report: dict[str, Any] = {
+        "base_model": loaded.name,
+        "prompt_format": prompt_format,
+        "seed": seed,
+        "stage1_note": note,
+    }
     if evaluated:
         trained = {question_key(pair.question) for pair in second}
         report["evaluation_questions_trained_on"] = sum(question_key(pair.question) in trained for pair in evaluated)

@@ -84,9 +84,7 @@ def _describe(keys: Sequence[tuple], limit: int = 5) -> str:
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
-def check_same_samples(
-    a: dict[tuple, dict], b: dict[tuple, dict], names: tuple[str, str] = ("RUN_A", "RUN_B")
-) -> None:
+def check_same_samples(a: dict[tuple, dict], b: dict[tuple, dict], names: tuple[str, str] = ("RUN_A", "RUN_B")) -> None:
     """Refuse runs whose samples differ, saying which samples (and which of the two `names`) differ."""
     only_a, only_b = sorted(set(a) - set(b), key=str), sorted(set(b) - set(a), key=str)
     changed = [key for key in set(a) & set(b) if a[key].get("doc_hash") != b[key].get("doc_hash")]

@@ -138,7 +138,9 @@ def load_spec(name: str | Path) -> Spec:
             raise SpecError(f"{path}: '{key}' must be a list.")
     limit = data.get("limit")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0):
-        raise SpecError(f"{path}: 'limit' must be a positive number of documents (or a fraction below 1), not {limit!r}.")
+        raise SpecError(
+            f"{path}: 'limit' must be a positive number of documents (or a fraction below 1), not {limit!r}."
+        )
     batch_size = data.get("batch_size", 16)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise SpecError(f"{path}: 'batch_size' must be a positive integer, not {batch_size!r}.")

@@ -64,7 +64,9 @@ def answer_prior(samples: Sequence[dict[str, Any]], majority: dict[str, str]) ->
     """The samples' efficacy, the majority-answer efficacy, and the overlap of the two.
 
     A relation missing from `majority` takes its most frequent gold answer among the samples."""
-    own = most_frequent((record["doc"][RELATION_FIELD], question_and_answers(record["doc"])[1][0]) for record in samples)
+    own = most_frequent(
+        (record["doc"][RELATION_FIELD], question_and_answers(record["doc"])[1][0]) for record in samples
+    )
     correct = prior = both = 0
     for record in samples:
         doc = record["doc"]
@@ -95,8 +97,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--train", type=Path, default=TRAIN_SPLIT, help="training split giving the majority answers")
     args = parser.parse_args(argv)
     majority = majority_answers(read_instances(args.train))
-    print("| samples | questions | efficacy | majority-answer efficacy | correct | of which majority answer "
-          "| efficacy where the majority answer is wrong |")
+    print(
+        "| samples | questions | efficacy | majority-answer efficacy | correct | of which majority answer "
+        "| efficacy where the majority answer is wrong |"
+    )
     print("|---|--:|--:|--:|--:|--:|--:|")
     for path in args.samples:
         row = answer_prior(read_samples(path), majority)

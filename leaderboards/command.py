@@ -26,7 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """The `leaderboard` subcommand (found by the `ripplebench` command line through the
     `ripplebench.commands` entry-point group, like harness/commands/*)."""
     parser = subparsers.add_parser(
-        "leaderboard", help="render lm-eval runs (--log_samples) as the paper's tables, with plots",
+        "leaderboard",
+        help="render lm-eval runs (--log_samples) as the paper's tables, with plots",
         description="Group runs by model and task, one row per editor, and write leaderboard.md, .csv, .json, "
         "plots/*.png and a self-contained index.html into --out. Runs of one task and model must hold the "
         "same documents and --limit; a marker flags cells that differ from --baseline (paired bootstrap).",

@@ -115,7 +115,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--editors", nargs="+", default=["memit", "alphaedit", "jeep"])
     parser.add_argument(
-        "--set", nargs="*", default=[], metavar="[EDITOR.]FIELD=VALUE",
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="[EDITOR.]FIELD=VALUE",
         help="editor config overrides, for every editor or (with EDITOR.) for one",
     )
     parser.add_argument("--output", type=Path, help="write the results as JSON here")
@@ -129,7 +132,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     results = {
         "model": args.model,
         "facts": len(records),
-        "unedited": {"rewrite": accuracy(loaded, records, "prompt"), "paraphrase": accuracy(loaded, records, "paraphrase")},
+        "unedited": {
+            "rewrite": accuracy(loaded, records, "prompt"),
+            "paraphrase": accuracy(loaded, records, "paraphrase"),
+        },
         "editors": [check_editor(loaded, name, overrides_for(name, settings), records) for name in args.editors],
     }
     print(json.dumps(results, indent=2))

@@ -147,14 +147,27 @@ def plans(tasks: Sequence[str], reported: dict[str, set[str]]) -> list[Plan]:
         for stratum, label in (("verbatim", "Verbatim"), ("nonverbatim", "Non-verbatim"))
     }
     for task in (t for t in tasks if t.startswith("ripple_edit")):
-        found.append(Plan(f"Table 1 · RippleEdit ({task})", "efficacy / specificity x verbatim / non-verbatim",
-                          {task: task}, strata))
+        found.append(
+            Plan(
+                f"Table 1 · RippleEdit ({task})",
+                "efficacy / specificity x verbatim / non-verbatim",
+                {task: task},
+                strata,
+            )
+        )
     effi_spec = {"efficacy": "Effi.", "specificity": "Spec."}
     single = {task_name(split): name for split, name in TEST_TASK_SPLITS.items()}
     single = {task: name for task, name in single.items() if task in tasks}
     if single:
-        found.append(Plan("Table 2 · Controlled RippleEdit, single edit", "efficacy / specificity per split",
-                          single, effi_spec, prior=True))
+        found.append(
+            Plan(
+                "Table 2 · Controlled RippleEdit, single edit",
+                "efficacy / specificity per split",
+                single,
+                effi_spec,
+                prior=True,
+            )
+        )
     multi: dict[str, dict[int, str]] = {}
     for task in tasks:
         match = MULTI_TASK.match(task)
@@ -163,8 +176,14 @@ def plans(tasks: Sequence[str], reported: dict[str, set[str]]) -> list[Plan]:
     for split, by_edits in multi.items():
         columns = {task_name(split): "single"} if task_name(split) in tasks else {}
         columns.update({by_edits[n]: f"{n} edits" for n in sorted(by_edits)})
-        found.append(Plan(f"Table 3 · Controlled RippleEdit, multi-edit, {TEST_TASK_SPLITS.get(split, split)}",
-                          "single vs several edits at once", columns, effi_spec))
+        found.append(
+            Plan(
+                f"Table 3 · Controlled RippleEdit, multi-edit, {TEST_TASK_SPLITS.get(split, split)}",
+                "single vs several edits at once",
+                columns,
+                effi_spec,
+            )
+        )
     placed = {task for plan in found for task in plan.tasks}
     for task in (t for t in tasks if t not in placed):
         metrics = {m: m for m in sorted(reported[task]) if not m.startswith(SCORERS["LLM-Score"])}
@@ -270,8 +289,18 @@ def summary(model: str, task: str, entries: list[Entry]) -> list[dict[str, Any]]
             for kind in ("efficacy", "specificity"):
                 cell = mean_cell(list(scores(entry, prefix + kind).values()))
                 if cell is not None:
-                    out.append({"model": model, "task": task, "editor": entry.editor, "oracle": entry.oracle,
-                                "metric": prefix + kind, "mean": cell.mean, "stderr": cell.stderr, "n": cell.n})
+                    out.append(
+                        {
+                            "model": model,
+                            "task": task,
+                            "editor": entry.editor,
+                            "oracle": entry.oracle,
+                            "metric": prefix + kind,
+                            "mean": cell.mean,
+                            "stderr": cell.stderr,
+                            "n": cell.n,
+                        }
+                    )
     return out
 
 
@@ -287,8 +316,16 @@ def strata(model: str, task: str, entries: list[Entry]) -> list[dict[str, Any]]:
             if stratum and value is not None and (doc.get("kind") or doc.get("category")) == "efficacy":
                 values.setdefault(str(stratum), []).append(value)
         for stratum, found in sorted(values.items()):
-            out.append({"model": model, "task": task, "editor": entry.editor, "stratum": stratum,
-                        "mean": sum(found) / len(found), "n": len(found)})
+            out.append(
+                {
+                    "model": model,
+                    "task": task,
+                    "editor": entry.editor,
+                    "stratum": stratum,
+                    "mean": sum(found) / len(found),
+                    "n": len(found),
+                }
+            )
     return out
 
 
@@ -341,8 +378,16 @@ def build_leaderboard(
             board.summary.extend(summary(model, task, ordered))
             board.strata.extend(strata(model, task, ordered))
     board.runs = [
-        {"model": e.model, "editor": e.editor, "task": e.task, "limit": e.limit, "oracle": e.oracle,
-         "results": str(e.results), "samples": str(e.source), "stats": e.stats}
+        {
+            "model": e.model,
+            "editor": e.editor,
+            "task": e.task,
+            "limit": e.limit,
+            "oracle": e.oracle,
+            "results": str(e.results),
+            "samples": str(e.source),
+            "stats": e.stats,
+        }
         for entries in groups.values()
         for e in entries
     ]

@@ -55,11 +55,22 @@ def scatter(model: str, task: str, rows: list[dict[str, Any]], prefix: str) -> b
         effi, spec = cells.get((editor, prefix + "efficacy")), cells.get((editor, prefix + "specificity"))
         if effi is None or spec is None:
             continue
-        axes.errorbar(100 * spec["mean"], 100 * effi["mean"], xerr=100 * (spec["stderr"] or 0),
-                      yerr=100 * (effi["stderr"] or 0), fmt="o", capsize=3,
-                      color=ORACLE_COLOR if oracle else None)
-        axes.annotate(editor + (" (oracle)" if oracle else ""), (100 * spec["mean"], 100 * effi["mean"]),
-                      textcoords="offset points", xytext=(4, 4), fontsize=8)
+        axes.errorbar(
+            100 * spec["mean"],
+            100 * effi["mean"],
+            xerr=100 * (spec["stderr"] or 0),
+            yerr=100 * (effi["stderr"] or 0),
+            fmt="o",
+            capsize=3,
+            color=ORACLE_COLOR if oracle else None,
+        )
+        axes.annotate(
+            editor + (" (oracle)" if oracle else ""),
+            (100 * spec["mean"], 100 * effi["mean"]),
+            textcoords="offset points",
+            xytext=(4, 4),
+            fontsize=8,
+        )
     scorer = "LLM-Score" if prefix else "EM"
     axes.set(xlabel=f"specificity ({scorer}, points)", ylabel=f"efficacy ({scorer}, points)")
     axes.margins(0.15)
@@ -75,8 +86,14 @@ def bars(model: str, task: str, rows: list[dict[str, Any]], prefix: str) -> byte
     width = 0.4
     for offset, kind in ((-width / 2, "efficacy"), (width / 2, "specificity")):
         found = [(i, cells[e, prefix + kind]) for i, e in enumerate(editors) if (e, prefix + kind) in cells]
-        axes.bar([i + offset for i, _ in found], [100 * c["mean"] for _, c in found], width,
-                 yerr=[100 * (c["stderr"] or 0) for _, c in found], capsize=3, label=kind)
+        axes.bar(
+            [i + offset for i, _ in found],
+            [100 * c["mean"] for _, c in found],
+            width,
+            yerr=[100 * (c["stderr"] or 0) for _, c in found],
+            capsize=3,
+            label=kind,
+        )
     axes.set_xticks(range(len(editors)), editors, rotation=30, ha="right")
     axes.set(ylabel=f"score ({'LLM-Score' if prefix else 'EM'}, points)", ylim=(0, 100))
     _title(axes, task, model)
@@ -93,13 +110,17 @@ def heatmap(model: str, task: str, rows: list[dict[str, Any]]) -> bytes:
     figure, axes = _figure(max(5, 0.9 * len(editors) + 3), max(3, 0.3 * len(strata) + 1.5))
     image = axes.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=100)
     axes.set_xticks(range(len(editors)), editors, rotation=30, ha="right")
-    axes.set_yticks(range(len(strata)), [f"{s} (n={values[s, editors[0]]['n']})" if (s, editors[0]) in values
-                                         else s for s in strata], fontsize=7)
+    axes.set_yticks(
+        range(len(strata)),
+        [f"{s} (n={values[s, editors[0]]['n']})" if (s, editors[0]) in values else s for s in strata],
+        fontsize=7,
+    )
     for y, line in enumerate(grid):
         for x, value in enumerate(line):
             if value == value:  # not NaN
-                axes.text(x, y, f"{value:.0f}", ha="center", va="center", fontsize=6,
-                          color="white" if value < 50 else "black")
+                axes.text(
+                    x, y, f"{value:.0f}", ha="center", va="center", fontsize=6, color="white" if value < 50 else "black"
+                )
     figure.colorbar(image, ax=axes, label="efficacy (EM, points)")
     _title(axes, f"{task}: efficacy per stratum", model)
     return _png(figure)

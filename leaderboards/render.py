@@ -15,8 +15,19 @@ from ripplebench.leaderboards.leaderboard import Cell, Column, Leaderboard, Row,
 
 MARKER = "†"
 CSV_FIELDS = [
-    "model", "table", "task", "metric", "column", "editor", "oracle",
-    "mean", "stderr", "n", "rank", "diff_vs_baseline", "p_vs_baseline",
+    "model",
+    "table",
+    "task",
+    "metric",
+    "column",
+    "editor",
+    "oracle",
+    "mean",
+    "stderr",
+    "n",
+    "rank",
+    "diff_vs_baseline",
+    "p_vs_baseline",
 ]
 
 
@@ -108,12 +119,23 @@ def csv_text(board: Leaderboard) -> str:
             for cell, column in zip(row.cells, table.columns):
                 if cell is None:
                     continue
-                writer.writerow({
-                    "model": table.model, "table": table.title, "task": column.task, "metric": column.metric,
-                    "column": f"{column.group} · {column.label}", "editor": row.editor, "oracle": row.oracle,
-                    "mean": cell.mean, "stderr": cell.stderr, "n": cell.n, "rank": cell.rank,
-                    "diff_vs_baseline": cell.diff, "p_vs_baseline": cell.p,
-                })
+                writer.writerow(
+                    {
+                        "model": table.model,
+                        "table": table.title,
+                        "task": column.task,
+                        "metric": column.metric,
+                        "column": f"{column.group} · {column.label}",
+                        "editor": row.editor,
+                        "oracle": row.oracle,
+                        "mean": cell.mean,
+                        "stderr": cell.stderr,
+                        "n": cell.n,
+                        "rank": cell.rank,
+                        "diff_vs_baseline": cell.diff,
+                        "p_vs_baseline": cell.p,
+                    }
+                )
     return out.getvalue()
 
 
@@ -158,8 +180,11 @@ def write_outputs(board: Leaderboard, out: Path, images: list[tuple[str, bytes]]
         written.append(path)
     for stale in set((out / "plots").rglob("*.png")) - set(written):  # plots of runs no longer given
         stale.unlink()
-    for name, text in (("leaderboard.md", markdown(board)), ("leaderboard.csv", csv_text(board)),
-                       ("index.html", html(board, images))):
+    for name, text in (
+        ("leaderboard.md", markdown(board)),
+        ("leaderboard.csv", csv_text(board)),
+        ("index.html", html(board, images)),
+    ):
         write_atomically(out / name, [text])
         written.append(out / name)
     data: dict[str, Any] = dataclasses.asdict(board)

@@ -38,7 +38,11 @@ def test_answer_prior_counts_hits_and_their_overlap_with_the_majority_answer():
         sample("work:language", ["German"], 0.0),
     ]
     assert answer_prior(samples, majority_answers(TRAIN)) == {
-        "questions": 4, "efficacy": 0.5, "majority_answer_efficacy": 0.5, "correct": 2, "correct_with_majority_answer": 1,
+        "questions": 4,
+        "efficacy": 0.5,
+        "majority_answer_efficacy": 0.5,
+        "correct": 2,
+        "correct_with_majority_answer": 1,
         "efficacy_where_prior_wrong": 0.5,  # herbivore right, German wrong
     }
 
@@ -50,7 +54,11 @@ def test_a_relation_the_training_split_lacks_takes_its_majority_answer_among_the
         sample("country:religion", ["Islam"], 1.0),
     ]
     assert answer_prior(samples, majority_answers(TRAIN)) == {
-        "questions": 3, "efficacy": 0.6667, "majority_answer_efficacy": 0.6667, "correct": 2, "correct_with_majority_answer": 1,
+        "questions": 3,
+        "efficacy": 0.6667,
+        "majority_answer_efficacy": 0.6667,
+        "correct": 2,
+        "correct_with_majority_answer": 1,
         "efficacy_where_prior_wrong": 1.0,
     }
 

@@ -102,7 +102,9 @@ class Case:
 CASES = [
     Case(
         "data file with a missing field",
-        lambda i: task_data(i, jsonl(GOOD, {**GOOD, "questions": [{"alias_question": "Q?", "unalias_question": "Q?"}]})),
+        lambda i: task_data(
+            i, jsonl(GOOD, {**GOOD, "questions": [{"alias_question": "Q?", "unalias_question": "Q?"}]})
+        ),
         r"instances\.jsonl:2: question 0 lacks answer \(field 'questions\[0\]\.answer'\)",
     ),
     Case(
@@ -139,7 +141,9 @@ CASES = [
     ),
     Case(
         "checkpoint file that is not one (cut off)",
-        lambda i: editing_lm(f"model={i.model_dir},editor=mend,editor.checkpoint={i.write('best.pt', i.checkpoint.read_bytes()[:999])}"),
+        lambda i: editing_lm(
+            f"model={i.model_dir},editor=mend,editor.checkpoint={i.write('best.pt', i.checkpoint.read_bytes()[:999])}"
+        ),
         r"Hypernetwork checkpoint '.*best\.pt' cannot be read \(.*\): expected a best\.pt or last\.pt written by "
         r"`ripplebench train-editor CONFIG`, copied completely",
     ),
@@ -262,5 +266,7 @@ def test_editor_yaml_numbers_written_as_text_follow_the_conversion_rule(tmp_path
     config = build_editor("cpt", config_file=path).config
     assert (config.lr, config.epochs, config.lora_alpha, config.layers) == (1e-6, 2, 8.0, "3")
     assert type(config.lr) is float and type(config.epochs) is int
-    with pytest.raises(ValueError, match=r"Setting 'epochs' of editor 'cpt' \(given as an override\) must be an integer"):
+    with pytest.raises(
+        ValueError, match=r"Setting 'epochs' of editor 'cpt' \(given as an override\) must be an integer"
+    ):
         build_editor("cpt", {"epochs": True})

@@ -76,7 +76,11 @@ def test_country_and_language_facts_agree_with_independent_sources():
 
 
 def test_independent_sources_catch_a_wrong_fact(tmp_path):
-    text = (CONTROLLED_RIPPLE_KB_DIR / "country.yaml").read_text().replace("calling_code: [\"+254\"", "calling_code: [\"+255\"")
+    text = (
+        (CONTROLLED_RIPPLE_KB_DIR / "country.yaml")
+        .read_text()
+        .replace('calling_code: ["+254"', 'calling_code: ["+255"')
+    )
     (tmp_path / "country.yaml").write_text(text)
     problems, _ = independent_source_problems(load_knowledge_base(tmp_path, ["country"]))
     assert problems == ["country 'Kenya': calling_code +255 but phonenumbers says +254"]
@@ -132,7 +136,10 @@ def test_story_templates_fill_table_8_with_the_subjects_pronouns():
     company = Subject("Veltrix Dynamics", "company", "company")
     filled = company.fill(story["company"]["story"], country_1="France", country_2="Norway", country_3="India")
     assert "It later expanded its business to Norway" in filled
-    assert company.fill(story["company"]["slots"][1]["description"]) == "the country Veltrix Dynamics expanded its business to"
+    assert (
+        company.fill(story["company"]["slots"][1]["description"])
+        == "the country Veltrix Dynamics expanded its business to"
+    )
     assert Subject("Omar Kessler", "person", "male").fill("{subject_possessive} {gender_obj}") == "Omar Kessler's him"
 
 
@@ -210,7 +217,9 @@ def test_every_answer_comes_from_the_knowledge_base(splits, kb):
 def test_templates_are_filled_with_fitting_pronouns(splits):
     for instances in splits.values():
         for instance in instances:
-            texts = [instance["text"]] + [q[k] for q in instance["questions"] for k in ("alias_question", "unalias_question")]
+            texts = [instance["text"]] + [
+                q[k] for q in instance["questions"] for k in ("alias_question", "unalias_question")
+            ]
             texts += [fact[k] for fact in instance["atomic_facts"] for k in ("prompt", "paraphrase")]
             assert not any("{" in text or "}" in text for text in texts), instance["id"]
             words = set(re.findall(r"[a-z]+", instance["text"].lower()))
@@ -237,7 +246,10 @@ def test_questions_refer_to_the_entity_through_the_story(splits, kb):
 def test_atomic_facts_follow_the_story(splits):
     for instance in splits["validation"]:
         facts = instance["atomic_facts"]
-        assert len(facts) == 3 and [entity_id(instance["entity_type"], f["target"]) for f in facts] == instance["entity_ids"]
+        assert (
+            len(facts) == 3
+            and [entity_id(instance["entity_type"], f["target"]) for f in facts] == instance["entity_ids"]
+        )
         for fact in facts:
             assert fact["subject"] == instance["subject"] and instance["subject"] in fact["prompt"]
             assert fact["target"] in instance["text"] and fact["paraphrase"] != fact["prompt"]
@@ -261,7 +273,10 @@ def test_generation_is_deterministic_and_seeded(kb, splits, kb_dir, tmp_path):
     assert serialize(generate(kb, seed=0)["test_id"]) == serialize(splits["test_id"])
     assert generate(kb, seed=1)["test_id"] != splits["test_id"]
     for run in ("a", "b"):
-        assert main(["data", "controlled-ripple", "generate", "--kb-dir", str(kb_dir), "--data-dir", str(tmp_path / run)]) == 0
+        assert (
+            main(["data", "controlled-ripple", "generate", "--kb-dir", str(kb_dir), "--data-dir", str(tmp_path / run)])
+            == 0
+        )
     files = sorted(path.name for path in (tmp_path / "a").iterdir())
     assert files == sorted(["README.md", *(split_path(tmp_path, split).name for split in SPLITS)])
     assert "train.jsonl.gz" in files and "test_ood_both.jsonl" in files
@@ -277,7 +292,10 @@ def test_validate_passes_on_fresh_splits_and_fails_on_stale_ones(kb_dir, tmp_pat
     assert main(["data", "controlled-ripple", "generate", "--kb-dir", str(kb_dir), "--data-dir", str(data)]) == 0
     assert main(["data", "controlled-ripple", "validate", "--kb-dir", str(kb_dir), "--data-dir", str(data)]) == 0
     capsys.readouterr()
-    assert main(["data", "controlled-ripple", "validate", "--kb-dir", str(kb_dir), "--data-dir", str(data), "--seed", "3"]) == 1
+    assert (
+        main(["data", "controlled-ripple", "validate", "--kb-dir", str(kb_dir), "--data-dir", str(data), "--seed", "3"])
+        == 1
+    )
     assert "test_id: differs from a fresh generation with --seed 3" in capsys.readouterr().err
 
 
@@ -309,7 +327,9 @@ def test_loader_reads_our_files_and_the_official_release(splits, tmp_path):
     (official / "test_data_ood.jsonl").write_text(json.dumps(official_row()) + "\n")
     [instance] = load_instances(official, "test_ood_both")
     assert instance["questions"][0]["answer"] == "1799" and instance["questions"][0]["answer_aliases"] == []
-    assert instance["atomic_facts"] == [{"prompt": "Adam Jacobson was born in", "target": "Portugal", "subject": "Adam Jacobson"}]
+    assert instance["atomic_facts"] == [
+        {"prompt": "Adam Jacobson was born in", "target": "Portugal", "subject": "Adam Jacobson"}
+    ]
 
 
 def test_loader_reads_a_saved_datasets_dataset(tmp_path):
@@ -340,10 +360,16 @@ def test_loader_explains_an_unreachable_official_name_and_unknown_sources(tmp_pa
     [
         (official_row(text=""), r"d.jsonl:2: instance has no fact \(field 'text'"),
         (official_row(questions="none"), r"d.jsonl:2: instance has no questions \(field 'questions'"),
-        (official_row(questions=[{"alias_question": "q?", "unalias_question": "r?", "answer": " "}]),
-         r"d.jsonl:2: question 0 lacks answer \(field 'questions\[0\].answer'\)"),
-        (official_row(questions=[{"alias_question": "q?", "unalias_question": "r?", "answer": "a", "answer_aliases": "b"}]),
-         r"d.jsonl:2: field 'questions\[0\].answer_aliases' must be a list"),
+        (
+            official_row(questions=[{"alias_question": "q?", "unalias_question": "r?", "answer": " "}]),
+            r"d.jsonl:2: question 0 lacks answer \(field 'questions\[0\].answer'\)",
+        ),
+        (
+            official_row(
+                questions=[{"alias_question": "q?", "unalias_question": "r?", "answer": "a", "answer_aliases": "b"}]
+            ),
+            r"d.jsonl:2: field 'questions\[0\].answer_aliases' must be a list",
+        ),
         (official_row(atomic_facts=[{"prompt": "p", "subject": "s"}]), r"d.jsonl:2: field 'atomic_facts\[0\].target'"),
     ],
 )
@@ -360,4 +386,17 @@ def test_a_malformed_row_is_named_by_file_line_and_field(tmp_path, row, message)
 @requires_controlled_ripple_splits
 def test_the_committed_splits_validate():
     data = CONTROLLED_RIPPLE_DATA_DIR
-    assert main(["data", "controlled-ripple", "validate", "--kb-dir", str(CONTROLLED_RIPPLE_KB_DIR), "--data-dir", str(data)]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "controlled-ripple",
+                "validate",
+                "--kb-dir",
+                str(CONTROLLED_RIPPLE_KB_DIR),
+                "--data-dir",
+                str(data),
+            ]
+        )
+        == 0
+    )

@@ -19,8 +19,12 @@ EXPECTED = {
     "person": (
         (21, 3),
         {
-            "occupation": "in", "birthplace": "in", "language_spoken": "in",
-            "death_year": "in", "religion": "in", "birth_year": "in",
+            "occupation": "in",
+            "birthplace": "in",
+            "language_spoken": "in",
+            "death_year": "in",
+            "religion": "in",
+            "birth_year": "in",
         },
     ),
     "language": (
@@ -30,9 +34,14 @@ EXPECTED = {
     "country": (
         (31, 7),
         {
-            "internet_tld": "in", "currency": "in", "iso_alpha2": "in",
-            "largest_ethnic_group": "in", "capital": "in", "most_spoken_language": "in",
-            "calling_code": "in", "majority_religion": "out",
+            "internet_tld": "in",
+            "currency": "in",
+            "iso_alpha2": "in",
+            "largest_ethnic_group": "in",
+            "capital": "in",
+            "most_spoken_language": "in",
+            "calling_code": "in",
+            "majority_religion": "out",
         },
     ),
     "event": (
@@ -42,8 +51,12 @@ EXPECTED = {
     "organization": (
         (19, 1),
         {
-            "founding_place": "in", "founding_year": "in", "founder": "in",
-            "industry": "in", "main_product": "in", "headquarters": "out",
+            "founding_place": "in",
+            "founding_year": "in",
+            "founder": "in",
+            "industry": "in",
+            "main_product": "in",
+            "headquarters": "out",
         },
     ),
     "species": (
@@ -53,8 +66,12 @@ EXPECTED = {
     "creative_work": (
         (15, 5),
         {
-            "original_language": "in", "release_date": "in", "production_place": "in",
-            "first_release_country": "in", "genre": "in", "creator": "out",
+            "original_language": "in",
+            "release_date": "in",
+            "production_place": "in",
+            "first_release_country": "in",
+            "genre": "in",
+            "creator": "out",
         },
     ),
 }

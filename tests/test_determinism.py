@@ -23,7 +23,9 @@ from test_mend import checkpoint, data_files  # noqa: F401 (fixtures: a tiny tra
 TASK = "controlled_ripple_ood_relation"  # one question (two documents) per instance: a short split
 TWO_GROUPS = [0, 1, 2, 3]  # two instances: two edit groups
 SECOND_GROUP = TWO_GROUPS[2:]
-LOCATE = "editor.mom2_dataset=ctrl_ripple_sample,editor.mom2_n_samples=40,editor.prefix_count=2,editor.v_num_grad_steps=3"
+LOCATE = (
+    "editor.mom2_dataset=ctrl_ripple_sample,editor.mom2_n_samples=40,editor.prefix_count=2,editor.v_num_grad_steps=3"
+)
 TRAIN = "editor.epochs=2,editor.lr=1e-3"
 READ = f"{TRAIN},editor.max_new_tokens=8,editor.max_strategies=2"
 # editor -> its editor.* model_args; {cache} is a fresh folder per run, {checkpoint} the hypernetwork.
@@ -68,8 +70,15 @@ def lm_eval(task_manager, out: Path, model_args: str, samples: list[int]) -> tup
 
     tracker = EvaluationTracker(output_path=str(out))
     results = simple_evaluate(
-        model="editing", model_args=model_args, tasks=[TASK], samples={TASK: samples}, batch_size=4,
-        device=TEST_DEVICE, log_samples=True, evaluation_tracker=tracker, task_manager=task_manager,
+        model="editing",
+        model_args=model_args,
+        tasks=[TASK],
+        samples={TASK: samples},
+        batch_size=4,
+        device=TEST_DEVICE,
+        log_samples=True,
+        evaluation_tracker=tracker,
+        task_manager=task_manager,
     )
     logged = results.pop("samples")
     tracker.save_results_aggregated(results=results, samples=logged)
@@ -89,7 +98,9 @@ def comparable(results: dict) -> dict:
 
 @requires_controlled_ripple_splits
 @pytest.mark.parametrize("name", list(EDITORS))
-def test_the_same_command_twice_gives_identical_samples_and_metrics(name, tiny_model_dir, checkpoint, task_manager, tmp_path):  # noqa: F811
+def test_the_same_command_twice_gives_identical_samples_and_metrics(
+    name, tiny_model_dir, checkpoint, task_manager, tmp_path
+):  # noqa: F811
     cache = tmp_path / "cache"
 
     def run(label: str, samples: list[int]) -> tuple[bytes, dict]:
@@ -122,8 +133,18 @@ def test_the_real_command_in_two_processes_writes_the_same_sample_log(tiny_model
         folder.mkdir()
         editor = EDITORS["active_reading_cpt_sampled"].format(cache=folder / "cache", checkpoint="")
         run_lm_eval(
-            folder, "--model", "editing", "--model_args", f"model={tiny_model_dir},{editor}", "--tasks", TASK,
-            "--samples", json.dumps({TASK: TWO_GROUPS}), "--batch_size", "4", "--log_samples",
+            folder,
+            "--model",
+            "editing",
+            "--model_args",
+            f"model={tiny_model_dir},{editor}",
+            "--tasks",
+            TASK,
+            "--samples",
+            json.dumps({TASK: TWO_GROUPS}),
+            "--batch_size",
+            "4",
+            "--log_samples",
         )
         [log] = (folder / "out").rglob(f"samples_{TASK}_*.jsonl")
         logs.append(log.read_bytes())

@@ -38,7 +38,11 @@ def test_apply_then_revert_restores_every_parameter_bit_for_bit(tiny, name, over
 
 def test_cpt_layer_range_touches_only_those_layers(tiny):
     editor = build_editor("cpt", {"layers": "1-2", "lr": 1e-2})
-    untouched = {n: p.detach().clone() for n, p in tiny.model.named_parameters() if ".layers.1." not in n and ".layers.2." not in n}
+    untouched = {
+        n: p.detach().clone()
+        for n, p in tiny.model.named_parameters()
+        if ".layers.1." not in n and ".layers.2." not in n
+    }
     handle = editor.apply(tiny, [EDIT])
     assert handle.saved and all(".layers.1." in n or ".layers.2." in n for n in handle.saved)
     for name, parameter in tiny.model.named_parameters():

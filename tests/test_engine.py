@@ -73,9 +73,12 @@ def test_each_edit_is_applied_once_and_reverted_before_the_next(tiny):
     editor = RecordingEditor()
     answers = EditThenQuery(tiny, editor, "raw", batch_size=4).run(interleaved_queries(), progress=False)
     assert editor.events == [
-        ("apply", ("a",)), ("revert", ("a",)),
-        ("apply", ("b",)), ("revert", ("b",)),
-        ("apply", ("c",)), ("revert", ("c",)),
+        ("apply", ("a",)),
+        ("revert", ("a",)),
+        ("apply", ("b",)),
+        ("revert", ("b",)),
+        ("apply", ("c",)),
+        ("revert", ("c",)),
     ]
     assert len(answers) == 6 and all(isinstance(answer, str) for answer in answers)
 
@@ -85,8 +88,12 @@ def test_answers_come_back_in_request_order(tiny):
         interleaved_queries(), progress=False
     )
     assert answers == [
-        "[a] question 0?", "[b] question 1?", "[a] question 2?",
-        "[c] question 3?", "[b] question 4?", "[a] question 5?",
+        "[a] question 0?",
+        "[b] question 1?",
+        "[a] question 2?",
+        "[c] question 3?",
+        "[b] question 4?",
+        "[a] question 5?",
     ]
 
 
@@ -115,7 +122,9 @@ def test_a_failing_backend_hook_still_reverts_the_model(tiny):
 
     editor = RecordingEditor()
     with pytest.raises(RuntimeError, match="push failed"):
-        EditThenQuery(tiny, editor, "raw", backend=FailingBackend()).run([Query(edits=(A,), question="q?")], progress=False)
+        EditThenQuery(tiny, editor, "raw", backend=FailingBackend()).run(
+            [Query(edits=(A,), question="q?")], progress=False
+        )
     assert editor.events == [("apply", ("a",)), ("revert", ("a",))]
 
 
@@ -187,8 +196,13 @@ def test_cross_group_batches_give_the_answers_of_per_group_answering(tiny):
     answers = EditThenQuery(tiny, editor, "chat", batch_size=4).run(queries, progress=False)
     expected = [
         greedy_generate(
-            tiny.model, tiny.tokenizer, [render_prompt("chat", tiny.tokenizer, q.question, editor.apply(tiny, q.edits).context)],
-            max_new_tokens=8, stops=("\n",), batch_size=1, add_special_tokens=False,
+            tiny.model,
+            tiny.tokenizer,
+            [render_prompt("chat", tiny.tokenizer, q.question, editor.apply(tiny, q.edits).context)],
+            max_new_tokens=8,
+            stops=("\n",),
+            batch_size=1,
+            add_special_tokens=False,
         )[0]
         for q in queries
     ]

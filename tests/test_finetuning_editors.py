@@ -127,7 +127,8 @@ def test_meta_aug_matches_whole_names_and_prefers_the_longest(kb_dir):
     kb = load_kb_folder(kb_dir)
     assert [e.name for _, e in entities_in(SWEDISH.fact, kb)] == ["Swedish"]
     assert [e.name for _, e in entities_in("She signs in Swedish Sign Language in Kenya.", kb)] == [
-        "Swedish Sign Language", "Kenya",
+        "Swedish Sign Language",
+        "Kenya",
     ]
     assert entities_in("Kenyans and Swedishness", kb) == []
     assert in_domain_augmentations(SWEDISH.fact, kb, "x") == ["What is the ISO 639-1 code for Swedish? sv."]
@@ -158,7 +159,9 @@ class FakeGenerator:
     def complete(self, prompts):
         self.calls += len(prompts)
         return [
-            "## Paraphrase the passage\n## Quiz yourself on it" if "strateg" in p.split("Study strategy:")[0] else f"Notes {i}"
+            "## Paraphrase the passage\n## Quiz yourself on it"
+            if "strateg" in p.split("Study strategy:")[0]
+            else f"Notes {i}"
             for i, p in enumerate(prompts)
         ]
 
@@ -192,7 +195,10 @@ def test_active_reading_cache_key_covers_the_templates(tmp_path):
 
 
 def test_strategies_are_parsed_from_headings_or_lists():
-    assert parse_strategies("Intro\n## Make flashcards\n## Draw a map\n## Teach it", 2) == ["Make flashcards", "Draw a map"]
+    assert parse_strategies("Intro\n## Make flashcards\n## Draw a map\n## Teach it", 2) == [
+        "Make flashcards",
+        "Draw a map",
+    ]
     assert parse_strategies("1. Make flashcards\n2) Draw a map", 5) == ["Make flashcards", "Draw a map"]
     assert parse_strategies("## 1. **Make flashcards**: one per name", 5) == ["Make flashcards: one per name"]
     assert parse_strategies("Just reread it slowly.", 5) == ["Just reread it slowly."]
@@ -221,9 +227,16 @@ def chat_server():
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             requests.append(body)
             prompt = body["messages"][0]["content"]
-            text = "## Restate the fact\n## Ask about the country" if "study strategies" in prompt else "Kenya uses the shilling."
+            text = (
+                "## Restate the fact\n## Ask about the country"
+                if "study strategies" in prompt
+                else "Kenya uses the shilling."
+            )
             reply = {
-                "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
                 "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
             }
             data = json.dumps(reply).encode()
@@ -249,8 +262,12 @@ def test_active_reading_cpt_through_an_openai_endpoint_is_cached(tiny, tmp_path,
     url, requests = chat_server
     monkeypatch.setenv("TEST_KEY", "not-a-secret")
     settings = {
-        "generator": "openai", "generator_model": "gpt-test", "base_url": url, "api_key_env": "TEST_KEY",
-        "cache_dir": str(tmp_path), "epochs": 1,
+        "generator": "openai",
+        "generator_model": "gpt-test",
+        "base_url": url,
+        "api_key_env": "TEST_KEY",
+        "cache_dir": str(tmp_path),
+        "epochs": 1,
     }
     first = build_editor("active_reading_cpt", settings)
     first.revert(first.apply(tiny, [EDIT]))

@@ -143,7 +143,9 @@ def test_the_engine_applies_no_editor_for_journaled_groups_and_keeps_their_stats
     assert (resumed.reused, resumed.recorded) == (1, 2)
 
 
-def test_without_journal_arg_the_journals_live_in_the_cache_until_the_run_is_done(tiny_model_dir, tmp_path, monkeypatch):
+def test_without_journal_arg_the_journals_live_in_the_cache_until_the_run_is_done(
+    tiny_model_dir, tmp_path, monkeypatch
+):
     from test_lm_eval import request
 
     from ripplebench.harness.lm_model import EditingLM
@@ -161,7 +163,9 @@ def test_without_journal_arg_the_journals_live_in_the_cache_until_the_run_is_don
     assert lm.journals[0]["answered_groups"] == 2
 
 
-def test_a_cache_journal_another_run_holds_is_left_to_it_but_a_journal_dir_is_not(tiny_model_dir, tmp_path, monkeypatch, caplog):
+def test_a_cache_journal_another_run_holds_is_left_to_it_but_a_journal_dir_is_not(
+    tiny_model_dir, tmp_path, monkeypatch, caplog
+):
     from test_lm_eval import request
 
     import ripplebench.harness.task_journal as task_journal

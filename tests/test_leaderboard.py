@@ -22,23 +22,49 @@ TASK = "controlled_ripple_id"
 STAMP = "2026-01-01T00-00-00.000001"
 
 
-def controlled_records(efficacy: list[float], specificity: list[float], relations: list[str] | None = None,
-                       answers: list[str] | None = None) -> list[dict]:
+def controlled_records(
+    efficacy: list[float],
+    specificity: list[float],
+    relations: list[str] | None = None,
+    answers: list[str] | None = None,
+) -> list[dict]:
     """Samples in lm-eval's --log_samples layout: an efficacy and a specificity document per question."""
     records = []
     for number, pair in enumerate(zip(efficacy, specificity)):
         for kind, value in zip(("efficacy", "specificity"), pair):
             gold = answers[number] if answers else "A"
-            doc = {"edit_id": f"e{number // 2}", "question_id": number % 2, "kind": kind, "question": f"Q{number}?",
-                   "answers": [gold], "relation_id": relations[number] if relations else f"r{number % 3}"}
+            doc = {
+                "edit_id": f"e{number // 2}",
+                "question_id": number % 2,
+                "kind": kind,
+                "question": f"Q{number}?",
+                "answers": [gold],
+                "relation_id": relations[number] if relations else f"r{number % 3}",
+            }
             metrics = controlled_ripple.process_results(doc, [gold if value else "no"])  # the task's own scoring
-            records.append({"doc_id": len(records), "doc": doc, "filter": "none", "metrics": list(metrics),
-                            "doc_hash": f"h{number}{kind}", **metrics})
+            records.append(
+                {
+                    "doc_id": len(records),
+                    "doc": doc,
+                    "filter": "none",
+                    "metrics": list(metrics),
+                    "doc_hash": f"h{number}{kind}",
+                    **metrics,
+                }
+            )
     return records
 
 
-def write_run(folder: Path, editor: str, records: list[dict], task: str = TASK, model: str = "tiny",
-              limit: float | None = None, stats: dict | None = None, config: dict | None = None) -> Path:
+def write_run(
+    folder: Path,
+    editor: str,
+    records: list[dict],
+    task: str = TASK,
+    model: str = "tiny",
+    limit: float | None = None,
+    stats: dict | None = None,
+    config: dict | None = None,
+) -> Path:
     """A results file whose config is what `--model editing` records, and the task's sample log."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"samples_{task}_{STAMP}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -68,9 +94,13 @@ def test_cells_are_mean_stderr_and_n_with_best_bold_and_second_underlined(tmp_pa
     none, prepend, cpt = (cells(tab, e) for e in ("none", "prepend", "cpt"))
     # [1, 0, 0, 0]: mean 0.25; sample variance 0.25, so stderr sqrt(0.25 / 4) = 0.25
     assert (none[f"{TASK}:efficacy"].mean, none[f"{TASK}:efficacy"].stderr, none[f"{TASK}:efficacy"].n) == (
-        0.25, 0.25, 4)
+        0.25,
+        0.25,
+        4,
+    )
     assert prepend[f"{TASK}:specificity"].mean == 0.5 and prepend[f"{TASK}:specificity"].stderr == pytest.approx(
-        (1 / 3 / 4) ** 0.5)
+        (1 / 3 / 4) ** 0.5
+    )
     assert cpt[f"{TASK}:specificity"].stderr == 0.0
     assert [c[f"{TASK}:efficacy"].rank for c in (none, prepend, cpt)] == [2, 1, 1]  # ties share the best rank
     assert [c[f"{TASK}:specificity"].rank for c in (none, prepend, cpt)] == [1, 2, None]
@@ -114,8 +144,11 @@ def test_hf_runs_are_the_model_with_editor_none_and_other_models_get_their_own_t
 def test_runs_of_different_documents_or_limits_are_refused_naming_both(tmp_path):
     write_run(tmp_path / "none", "none", controlled_records([1, 0, 0, 0], [1, 1, 1, 0]))
     write_run(tmp_path / "short", "prepend", controlled_records([1, 1], [1, 1]))
-    with pytest.raises(ValueError, match=r"(?s)task controlled_ripple_id, model tiny: .*4 samples only in .*none.*"
-                                         r"\(editor none\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"(?s)task controlled_ripple_id, model tiny: .*4 samples only in .*none.*"
+        r"\(editor none\)",
+    ):
         build_leaderboard([tmp_path], resamples=100)
     changed = controlled_records([1, 1, 1, 0], [1, 1, 0, 0])
     changed[0]["doc_hash"] = "another document"
@@ -129,11 +162,16 @@ def test_runs_of_different_documents_or_limits_are_refused_naming_both(tmp_path)
     with pytest.raises(ValueError, match="editor none ran twice"):
         build_leaderboard([tmp_path], resamples=100)
     # a variant of the editor (changed settings) is a row of its own
-    variant = {"model": "editing", "model_args": {"model": "tiny", "editor": "none", "editor.lr": 1e-5},
-               "ripplebench": {"model": "tiny", "editor": "none"}}
+    variant = {
+        "model": "editing",
+        "model_args": {"model": "tiny", "editor": "none", "editor.lr": 1e-5},
+        "ripplebench": {"model": "tiny", "editor": "none"},
+    }
     write_run(tmp_path / "short", "none", controlled_records([1, 1, 1, 0], [1, 1, 0, 0]), config=variant)
     assert [row.editor for row in build_leaderboard([tmp_path], resamples=100).tables[0].rows] == [
-        "none", "none (editor.lr=1e-05)"]
+        "none",
+        "none (editor.lr=1e-05)",
+    ]
     # the same run named twice, by its folder and by its results file, is one run
     (tmp_path / "short" / f"results_{STAMP}.json").unlink()
     (tmp_path / "short" / f"samples_{TASK}_{STAMP}.jsonl").unlink()
@@ -145,24 +183,46 @@ def ripple_records(values: dict[tuple[str, bool], list[float]], llm: bool = Fals
     records = []
     for (category, verbatim), scores in values.items():
         for value in scores:
-            doc = {"edit_id": f"e{len(records)}", "category": category, "verbatim": verbatim,
-                   "type": "LG" if category == "efficacy" else "RS", "question": "Q?", "answers": ["A"]}
+            doc = {
+                "edit_id": f"e{len(records)}",
+                "category": category,
+                "verbatim": verbatim,
+                "type": "LG" if category == "efficacy" else "RS",
+                "question": "Q?",
+                "answers": ["A"],
+            }
             metrics = ripple_edit.process_results(doc, ["A" if value else "no"])  # the task's own scoring
             if llm:  # as the judge's JudgeFilter adds them, here half the exact match
                 metrics.update({f"llm_{name}": value / 2 for name in list(metrics)})
-            records.append({"doc_id": len(records), "doc": doc, "filter": "none", "metrics": list(metrics),
-                            "doc_hash": f"h{len(records)}", **metrics})
+            records.append(
+                {
+                    "doc_id": len(records),
+                    "doc": doc,
+                    "filter": "none",
+                    "metrics": list(metrics),
+                    "doc_hash": f"h{len(records)}",
+                    **metrics,
+                }
+            )
     return records
 
 
 def test_rippleedit_table_splits_verbatim_and_has_an_llm_score_twin(tmp_path):
-    values = {("efficacy", True): [1, 1], ("efficacy", False): [0, 1, 0], ("specificity", True): [1],
-              ("specificity", False): [0, 0]}
+    values = {
+        ("efficacy", True): [1, 1],
+        ("efficacy", False): [0, 1, 0],
+        ("specificity", True): [1],
+        ("specificity", False): [0, 0],
+    }
     write_run(tmp_path / "none", "none", ripple_records(values, llm=True), task="ripple_edit")
     board = build_leaderboard([tmp_path], resamples=100)
     em, llm = (table(board, f"Table 1 · RippleEdit (ripple_edit) · {scorer}") for scorer in ("EM", "LLM-Score"))
-    assert [c.label for c in em.columns] == ["Effi. Verbatim", "Effi. Non-verbatim", "Spec. Verbatim",
-                                             "Spec. Non-verbatim"]
+    assert [c.label for c in em.columns] == [
+        "Effi. Verbatim",
+        "Effi. Non-verbatim",
+        "Spec. Verbatim",
+        "Spec. Non-verbatim",
+    ]
     got = cells(em, "none")
     assert (got["ripple_edit:efficacy_nonverbatim"].mean, got["ripple_edit:efficacy_nonverbatim"].n) == (1 / 3, 3)
     assert got["ripple_edit:specificity_verbatim"].stderr is None  # one sample: no standard error
@@ -177,8 +237,12 @@ def test_multi_edit_runs_make_table_3_beside_the_single_edit_run(tmp_path):
     board = build_leaderboard([tmp_path], resamples=100, train=tmp_path / "absent.jsonl")
     multi = table(board, "Table 3 · Controlled RippleEdit, multi-edit, In-Domain")
     assert [(c.group, c.label) for c in multi.columns] == [
-        ("single", "Effi."), ("single", "Spec."), ("10 edits", "Effi."), ("10 edits", "Spec."),
-        ("20 edits", "Effi."), ("20 edits", "Spec."),
+        ("single", "Effi."),
+        ("single", "Spec."),
+        ("10 edits", "Effi."),
+        ("10 edits", "Spec."),
+        ("20 edits", "Effi."),
+        ("20 edits", "Spec."),
     ]
     assert [cell.mean for cell in multi.rows[0].cells] == [1.0, 1.0, 0.5, 1.0, 0.0, 0.5]
     assert "no none run of controlled_ripple_id, controlled_ripple_id_multi10" in multi.caption
@@ -189,10 +253,18 @@ def test_efficiency_table_oracle_flag_and_answer_prior_share(tmp_path):
     questions = [{"alias_question": "a?", "unalias_question": "u?", "relation_id": "r", "answer": "A"}]
     train.write_text(json.dumps({"text": "A fact.", "questions": questions * 3}) + "\n")
     records = controlled_records([1, 1, 0, 1], [1, 1, 1, 1], relations=["r"] * 4, answers=["A", "B", "A", "A"])
-    write_run(tmp_path / "runs" / "aug", "meta_aug_cpt", records,
-              stats={"edit_groups": 2, "oracle": True, "edit_seconds_mean": 3.0, "tokens_vs_cpt_mean": 7.0})
-    write_run(tmp_path / "runs" / "none", "none", controlled_records([0] * 4, [1] * 4, relations=["r"] * 4),
-              stats={"edit_groups": 2, "edit_seconds_mean": 0.0})
+    write_run(
+        tmp_path / "runs" / "aug",
+        "meta_aug_cpt",
+        records,
+        stats={"edit_groups": 2, "oracle": True, "edit_seconds_mean": 3.0, "tokens_vs_cpt_mean": 7.0},
+    )
+    write_run(
+        tmp_path / "runs" / "none",
+        "none",
+        controlled_records([0] * 4, [1] * 4, relations=["r"] * 4),
+        stats={"edit_groups": 2, "edit_seconds_mean": 0.0},
+    )
     board = build_leaderboard([tmp_path / "runs"], resamples=100, train=train)
     tab = table(board, "Table 2")
     # 3 correct efficacy answers, 2 of them the relation's majority answer "A"
@@ -202,7 +274,10 @@ def test_efficiency_table_oracle_flag_and_answer_prior_share(tmp_path):
     efficiency = table(board, "Efficiency · Table 2")
     aug = cells(efficiency, "meta_aug_cpt")
     assert (aug[":edit_seconds_mean"].mean, aug[":tokens_vs_cpt_mean"].mean, aug[":peak_rss_mb"].mean) == (
-        3.0, 7.0, 512.0)
+        3.0,
+        7.0,
+        512.0,
+    )
     assert next(r for r in efficiency.rows if r.editor == "meta_aug_cpt").oracle
     text = markdown(board)
     assert "| meta_aug_cpt (oracle) | **75.0 ± 25.0** (n=4)† | **100.0 ± 0.0** (n=4) | 67% (n=3) |" in text
@@ -211,13 +286,21 @@ def test_efficiency_table_oracle_flag_and_answer_prior_share(tmp_path):
 
 def test_command_writes_every_format_and_a_page_that_needs_no_network(tmp_path, capsys):
     write_run(tmp_path / "none", "none", controlled_records([0] * 20, [1] * 20))
-    write_run(tmp_path / "prepend", "prepend", controlled_records([1] * 20, [1] * 19 + [0]),
-              stats={"edit_groups": 10, "oracle": True})
+    write_run(
+        tmp_path / "prepend",
+        "prepend",
+        controlled_records([1] * 20, [1] * 19 + [0]),
+        stats={"edit_groups": 10, "oracle": True},
+    )
     out = tmp_path / "board"
     (out / "plots" / "gone").mkdir(parents=True)
     (out / "plots" / "gone" / "old_scatter.png").write_bytes(b"a plot of a run no longer given")
-    assert main(["leaderboard", str(tmp_path / "none"), str(tmp_path / "prepend"), "--out", str(out),
-                 "--resamples", "200"]) == 0
+    assert (
+        main(
+            ["leaderboard", str(tmp_path / "none"), str(tmp_path / "prepend"), "--out", str(out), "--resamples", "200"]
+        )
+        == 0
+    )
     assert "wrote" in capsys.readouterr().out
     assert not (out / "plots" / "gone" / "old_scatter.png").exists()
     rows = list(csv.DictReader((out / "leaderboard.csv").open()))
@@ -253,13 +336,17 @@ def test_runs_without_results_file_or_editor_are_refused(tmp_path):
 @requires_controlled_ripple_splits
 def test_real_lm_eval_runs_of_hf_and_editing_share_one_table(tiny_model_dir, tmp_path):
     common = ["--tasks", TASK, "--limit", "4", "--log_samples", "--batch_size", "4"]
-    for name, args in (("hf", ["--model", "hf", "--model_args", f"pretrained={tiny_model_dir}"]),
-                       ("prepend", ["--model", "editing", "--model_args", f"model={tiny_model_dir},editor=prepend"])):
+    for name, args in (
+        ("hf", ["--model", "hf", "--model_args", f"pretrained={tiny_model_dir}"]),
+        ("prepend", ["--model", "editing", "--model_args", f"model={tiny_model_dir},editor=prepend"]),
+    ):
         (tmp_path / name).mkdir()
         run_lm_eval(tmp_path / name, *args, *common)
     out = tmp_path / "board"
-    assert main(["leaderboard", str(tmp_path / "hf"), str(tmp_path / "prepend"), "--out", str(out),
-                 "--resamples", "100"]) == 0
+    assert (
+        main(["leaderboard", str(tmp_path / "hf"), str(tmp_path / "prepend"), "--out", str(out), "--resamples", "100"])
+        == 0
+    )
     tables = json.loads((out / "leaderboard.json").read_text())["tables"]
     single = next(t for t in tables if t["title"].startswith("Table 2"))
     assert single["model"] == str(tiny_model_dir) and [row["editor"] for row in single["rows"]] == ["none", "prepend"]

@@ -89,7 +89,11 @@ def run_lm_eval(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     process = subprocess.run(
         [str(LM_EVAL), *args, "--output_path", str(output), "--device", TEST_DEVICE],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert process.returncode == 0, process.stderr[-3000:]
     results = json.loads(next(output.rglob("results_*.json")).read_text())
@@ -99,9 +103,17 @@ def run_lm_eval(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess
 @requires_controlled_ripple_splits
 def test_lm_eval_runs_editing_tasks_with_no_extra_flags(tiny_model_dir, tmp_path):
     process, results = run_lm_eval(
-        tmp_path, "--model", "editing",
-        "--model_args", f"model={tiny_model_dir},editor=prepend",
-        "--tasks", "controlled_ripple_ood_entity", "--limit", "6", "--batch_size", "4",
+        tmp_path,
+        "--model",
+        "editing",
+        "--model_args",
+        f"model={tiny_model_dir},editor=prepend",
+        "--tasks",
+        "controlled_ripple_ood_entity",
+        "--limit",
+        "6",
+        "--batch_size",
+        "4",
     )
     metrics = results["results"]["controlled_ripple_ood_entity"]
     assert {"efficacy,none", "specificity,none", "efficacy_stderr,none"} <= set(metrics)
@@ -112,8 +124,15 @@ def test_lm_eval_runs_editing_tasks_with_no_extra_flags(tiny_model_dir, tmp_path
 @requires_controlled_ripple_splits
 def test_plain_lm_eval_models_run_the_tasks_as_the_unedited_baseline(tiny_model_dir, tmp_path):
     _, results = run_lm_eval(
-        tmp_path, "--model", "hf", "--model_args", f"pretrained={tiny_model_dir}",
-        "--tasks", "controlled_ripple_ood_both", "--limit", "4",
+        tmp_path,
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={tiny_model_dir}",
+        "--tasks",
+        "controlled_ripple_ood_both",
+        "--limit",
+        "4",
     )
     assert "specificity,none" in results["results"]["controlled_ripple_ood_both"]
 
@@ -146,4 +165,8 @@ def test_the_results_record_a_manifest_of_what_the_numbers_depend_on(tiny_model_
     assert other.get_model_info()["ripplebench"]["manifest"]["task_data"]["controlled_ripple_id"] != data_hash
     assert manifest["statistics"] == {"mom2_files": ["l1.pt", "l2.pt"], "mom2_corpus": ["wiki"]}
     template_sha = hashlib.sha256(DEFAULT_TEMPLATE.read_bytes()).hexdigest()
-    assert manifest["judge"] == {"model": "gpt-4o-mini", "template": DEFAULT_TEMPLATE.name, "template_sha256": template_sha}
+    assert manifest["judge"] == {
+        "model": "gpt-4o-mini",
+        "template": DEFAULT_TEMPLATE.name,
+        "template_sha256": template_sha,
+    }

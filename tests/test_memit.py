@@ -29,7 +29,11 @@ FOUNDED = Edit(
     fact="Veltrix Dynamics was founded in France.",
     atomic_facts=(AtomicFact("Veltrix Dynamics was founded in", "France", "Veltrix Dynamics"),),
 )
-EDITORS = [("memit", {"layers": "0-1"}), ("alphaedit", {"layers": "0-1"}), ("jeep", {"layers": "0-1", "high_layers": "2-3"})]
+EDITORS = [
+    ("memit", {"layers": "0-1"}),
+    ("alphaedit", {"layers": "0-1"}),
+    ("jeep", {"layers": "0-1", "high_layers": "2-3"}),
+]
 
 
 def settings(tmp_path, **changes) -> StatsSettings:
@@ -63,11 +67,20 @@ def _tiny_models(tiny) -> list:
     )
 
     torch.manual_seed(0)
-    sizes = {"vocab_size": len(tiny.tokenizer), "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 3,
-             "num_attention_heads": 2, "num_key_value_heads": 1}
+    sizes = {
+        "vocab_size": len(tiny.tokenizer),
+        "hidden_size": 16,
+        "intermediate_size": 32,
+        "num_hidden_layers": 3,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+    }
     gpt2 = GPT2Config(n_layer=3, n_embd=16, n_head=2, vocab_size=len(tiny.tokenizer), n_positions=128)
-    others = [Qwen2ForCausalLM(Qwen2Config(**sizes)), Gemma3ForCausalLM(Gemma3TextConfig(**sizes, head_dim=8)),
-              GPT2LMHeadModel(gpt2)]
+    others = [
+        Qwen2ForCausalLM(Qwen2Config(**sizes)),
+        Gemma3ForCausalLM(Gemma3TextConfig(**sizes, head_dim=8)),
+        GPT2LMHeadModel(gpt2),
+    ]
     return [tiny.model, *(model.eval() for model in others)]
 
 
@@ -86,7 +99,9 @@ def test_rows_cut_before_the_subject_give_the_same_logits_with_the_past_cached(t
 
     def logits(input_ids, attention_mask, labels, position, past=None):
         def change(hidden):
-            return hidden + torch.zeros_like(hidden).index_put((torch.arange(len(cut), device=cut.device), position), delta)
+            return hidden + torch.zeros_like(hidden).index_put(
+                (torch.arange(len(cut), device=cut.device), position), delta
+            )
 
         with edit_output(paths.layer(model, 1), change), torch.no_grad():
             return logits_at(model, input_ids, attention_mask, labels != -100, past)
@@ -96,8 +111,9 @@ def test_rows_cut_before_the_subject_give_the_same_logits_with_the_past_cached(t
     current = split.current
     assert (current.subject_last[:-1] == 0).all() and int(current.subject_last[-1]) == int(rows.subject_last[-1])
     at_cut = torch.zeros_like(cut)  # each row's delta position, counted from its cut
-    assert torch.allclose(logits(current.input_ids, split.attention_mask, current.labels, at_cut, cached), whole,
-                          atol=1e-5)
+    assert torch.allclose(
+        logits(current.input_ids, split.attention_mask, current.labels, at_cut, cached), whole, atol=1e-5
+    )
 
 
 SITES = {
@@ -197,8 +213,16 @@ def test_edit_makes_the_target_the_top_prediction(tiny, tmp_path, name, override
     # The prompt ends with the subject: the random tiny model barely moves information between
     # positions, so only the subject's own position can steer its next token.
     fact = AtomicFact("The founders of Veltrix Dynamics", "France", "Veltrix Dynamics")
-    strong = {**FAST, **overrides, "cache_dir": str(tmp_path), "v_num_grad_steps": 40, "clamp_norm_factor": 20.0,
-              "v_weight_decay": 0.0, "kl_factor": 0.0, "mom2_update_weight": 1.0}
+    strong = {
+        **FAST,
+        **overrides,
+        "cache_dir": str(tmp_path),
+        "v_num_grad_steps": 40,
+        "clamp_norm_factor": 20.0,
+        "v_weight_decay": 0.0,
+        "kl_factor": 0.0,
+        "mom2_update_weight": 1.0,
+    }
     if name == "jeep":
         strong.update(clamp_norm_factor_high=5.0, v_weight_decay_high=0.0, mom2_update_weight_high=1.0)
     if name == "alphaedit":
@@ -227,8 +251,15 @@ def test_alphaedit_update_vanishes_on_the_preserved_keys(tiny, tmp_path):
     threshold = 1e-6 * float(torch.linalg.eigvalsh(covariance.double()).max())
     editor = build_editor(
         "alphaedit",
-        {**FAST, "layers": "0-1", "mom2_dataset": str(corpus), "mom2_max_length": 64, "mom2_n_samples": 30,
-         "cache_dir": str(tmp_path), "nullspace_threshold": threshold},
+        {
+            **FAST,
+            "layers": "0-1",
+            "mom2_dataset": str(corpus),
+            "mom2_max_length": 64,
+            "mom2_n_samples": 30,
+            "cache_dir": str(tmp_path),
+            "nullspace_threshold": threshold,
+        },
     )
     weight = tiny.model.model.layers[1].mlp.down_proj.weight
     before = weight.detach().clone()

@@ -18,12 +18,28 @@ def test_lm_eval_memit_on_controlled_ripple_records_the_corpus(tmp_path):
     quick = "editor.v_num_grad_steps=3,editor.prefix_count=1,editor.mom2_n_samples=20"
     process = subprocess.run(
         [
-            str(Path(sys.executable).parent / "lm_eval"), "--model", "editing",
-            "--model_args", f"model=smollm2-135m,editor=memit,{quick},editor.cache_dir={tmp_path / 'cache'}",
-            "--tasks", "controlled_ripple_id", "--limit", "2", "--batch_size", "2",
-            "--device", "cpu", "--output_path", str(output), "--log_samples",
+            str(Path(sys.executable).parent / "lm_eval"),
+            "--model",
+            "editing",
+            "--model_args",
+            f"model=smollm2-135m,editor=memit,{quick},editor.cache_dir={tmp_path / 'cache'}",
+            "--tasks",
+            "controlled_ripple_id",
+            "--limit",
+            "2",
+            "--batch_size",
+            "2",
+            "--device",
+            "cpu",
+            "--output_path",
+            str(output),
+            "--log_samples",
         ],
-        cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=900,
+        cwd=tmp_path,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert process.returncode == 0, process.stderr[-3000:]
     results = json.loads(next(output.rglob("results_*.json")).read_text())

@@ -40,7 +40,12 @@ def instance(number: int, person: str, country: str, capital: str, neighbour: st
             },
         ],
         "atomic_facts": [
-            {"prompt": f"{person} was born in", "target": country, "subject": person, "paraphrase": f"The birthplace of {person} is"},
+            {
+                "prompt": f"{person} was born in",
+                "target": country,
+                "subject": person,
+                "paraphrase": f"The birthplace of {person} is",
+            },
             {"prompt": f"{person} later lived in", "target": neighbour, "subject": person},
         ],
     }
@@ -131,7 +136,9 @@ def test_a_few_training_steps_lower_the_outer_loss(tiny_model_dir, data_files, t
 def test_resuming_reproduces_an_uninterrupted_run(tiny_model_dir, data_files, tmp_path):
     straight = meta_trainer(tiny_config(tiny_model_dir, data_files, tmp_path / "straight", max_steps=3, val_every=5))
     straight.train(progress=False)
-    meta_trainer(tiny_config(tiny_model_dir, data_files, tmp_path / "split", max_steps=1, val_every=5)).train(progress=False)
+    meta_trainer(tiny_config(tiny_model_dir, data_files, tmp_path / "split", max_steps=1, val_every=5)).train(
+        progress=False
+    )
     resumed = meta_trainer(tiny_config(tiny_model_dir, data_files, tmp_path / "split", max_steps=3, val_every=5))
     resumed.train(progress=False)
     assert resumed.step == straight.step == 3
@@ -215,8 +222,18 @@ def test_editor_without_checkpoint_says_how_to_get_one(tiny):
 def test_mend_recipe_and_exact_match_validation_run(tiny_model_dir, data_files, tmp_path):
     """Classic MEND (sft inner, paraphrase outer), RLEdit turns, and EM validation all run."""
     config = tiny_config(
-        tiny_model_dir, data_files, tmp_path, inner_loss="sft", outer_loss="paraphrase",
-        turns=2, back_depth=2, decay=0.95, reg_coef=1e-4, max_steps=1, val_every=1, val_generate=True,
+        tiny_model_dir,
+        data_files,
+        tmp_path,
+        inner_loss="sft",
+        outer_loss="paraphrase",
+        turns=2,
+        back_depth=2,
+        decay=0.95,
+        reg_coef=1e-4,
+        max_steps=1,
+        val_every=1,
+        val_generate=True,
     )
     trainer = meta_trainer(config)
     trainer.train(progress=False)
@@ -229,13 +246,22 @@ def test_mend_recipe_and_exact_match_validation_run(tiny_model_dir, data_files, 
 def test_table_25_defaults_and_bundled_presets_load():
     config = TrainConfig()
     assert (config.c_edit, config.lr, config.lr_alpha, config.batch_size) == (0.1, 1e-6, 1e-4, 10)
-    assert (config.val_every, config.patience, config.rank, config.n_hidden, config.shared) == (100, 2000, 1920, 1, False)
+    assert (config.val_every, config.patience, config.rank, config.n_hidden, config.shared) == (
+        100,
+        2000,
+        1920,
+        1,
+        False,
+    )
     ablation = load_train_config(
         "propmend_smollm2_midupper", {"outer_loss": "paraphrase", "inner_loss": "sft", "layers": "27-29", "lr": "1e-4"}
     )
     assert dataclasses.asdict(ablation)["outer_loss"] == "paraphrase"
     assert ablation.lr == 1e-4, "YAML reads 1e-4 as a string; it must still become a number"
-    with pytest.raises(ValueError, match=r"Setting 'batch_size' of training config .* must be an integer \(e.g. 16\), not 'ten' \(str\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Setting 'batch_size' of training config .* must be an integer \(e.g. 16\), not 'ten' \(str\)",
+    ):
         load_train_config("propmend_smollm2_midupper", {"batch_size": "ten"})
     with pytest.raises(ValueError, match="Unknown setting"):
         load_train_config("propmend_smollm2_midupper", {"learning_rate": 1})
@@ -326,7 +352,9 @@ def tiny_preset(folder, model_dir, data_files, name="tiny_propmend", **overrides
     return path
 
 
-def test_a_checkpoint_trained_in_one_directory_is_used_from_another(tiny_model_dir, data_files, cache, tmp_path, monkeypatch):
+def test_a_checkpoint_trained_in_one_directory_is_used_from_another(
+    tiny_model_dir, data_files, cache, tmp_path, monkeypatch
+):
     from ripplebench.harness.cli import main
     from ripplebench.harness.lm_model import EditingLM
 
@@ -356,8 +384,13 @@ def test_a_missing_checkpoint_is_one_line_naming_the_presets_command_and_time(ti
     assert "\n" not in message and error.value.__cause__ is None and error.value.__context__ is None
     assert message.startswith("Hypernetwork 'propmend_smollm2_cpu' is not trained here (no ")
     assert str(cache / "hypernets" / "propmend_smollm2_cpu") in message
-    assert "Train it with `ripplebench train-editor propmend_smollm2_cpu` (measured CPU time: 30 min on 2 cores)" in message
-    with pytest.raises(FileNotFoundError, match="`ripplebench train-editor rledit_smollm2` \\(CPU time not measured\\)"):
+    assert (
+        "Train it with `ripplebench train-editor propmend_smollm2_cpu` (measured CPU time: 30 min on 2 cores)"
+        in message
+    )
+    with pytest.raises(
+        FileNotFoundError, match="`ripplebench train-editor rledit_smollm2` \\(CPU time not measured\\)"
+    ):
         build_editor("rledit_smollm2").check(None)
 
 
@@ -370,7 +403,9 @@ def test_the_editors_list_says_which_hypernetworks_are_trained_here(checkpoint, 
         assert main(["editors"]) == 0
         return {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
 
-    hypernets = [path.stem for path in (REPO / "editors" / "presets").glob("*.yaml") if "train_preset:" in path.read_text()]
+    hypernets = [
+        path.stem for path in (REPO / "editors" / "presets").glob("*.yaml") if "train_preset:" in path.read_text()
+    ]
     assert {"propmend_smollm2_cpu", "mend_smollm2_cpu", "rledit_smollm2_cpu"} <= set(hypernets)
     listing = states()
     assert all("[preset] [not trained here]" in listing[name] for name in hypernets)
@@ -384,7 +419,9 @@ def test_the_editors_list_says_which_hypernetworks_are_trained_here(checkpoint, 
     assert "[not trained here]" in listing["mend_smollm2_cpu"]
 
 
-def test_a_checkpoint_for_another_model_or_layers_is_not_picked_up(checkpoint, tiny_model_dir, data_files, cache, tmp_path):
+def test_a_checkpoint_for_another_model_or_layers_is_not_picked_up(
+    checkpoint, tiny_model_dir, data_files, cache, tmp_path
+):
     import shutil
 
     same = tiny_preset(tmp_path / "same", tiny_model_dir, data_files)
@@ -405,12 +442,15 @@ def test_a_checkpoint_for_another_model_or_layers_is_not_picked_up(checkpoint, t
             build_editor("propmend", {"train_preset": str(config), "checkpoint": str(checkpoint)}).check(None)
 
 
-
 @pytest.mark.parametrize("method", ["propmend", "mend"])
 def test_qa_model_presets_keep_the_cpu_budget_and_refuse_the_raw_models_checkpoint(method, checkpoint, cache, tmp_path):
     raw, qa = load_train_config(f"{method}_smollm2_cpu"), load_train_config(f"{method}_smollm2_qa_cpu")
     assert qa.model == "smollm2-135m-qa" and raw.model == "smollm2-135m"
-    assert {**dataclasses.asdict(qa), "model": "", "out_dir": ""} == {**dataclasses.asdict(raw), "model": "", "out_dir": ""}
+    assert {**dataclasses.asdict(qa), "model": "", "out_dir": ""} == {
+        **dataclasses.asdict(raw),
+        "model": "",
+        "out_dir": "",
+    }
     assert Path(qa.out_dir).parent.name == f"{method}_smollm2_qa_cpu" and qa.out_dir != raw.out_dir
     assert read_train_preset(f"{method}_smollm2_qa_cpu").cost == "CPU time not measured", "a time is not inherited"
 
@@ -420,8 +460,11 @@ def test_qa_model_presets_keep_the_cpu_budget_and_refuse_the_raw_models_checkpoi
     trained_on_raw = tmp_path / "raw.pt"
     torch.save(payload, trained_on_raw)
     assert key_differences(recorded_config(trained_on_raw), dataclasses.asdict(raw)) == []
-    with pytest.raises(ValueError, match=f"not trained by `ripplebench train-editor {method}_smollm2_qa_cpu` "
-                                         r"\(model: trained smollm2-135m, expected smollm2-135m-qa\)"):
+    with pytest.raises(
+        ValueError,
+        match=f"not trained by `ripplebench train-editor {method}_smollm2_qa_cpu` "
+        r"\(model: trained smollm2-135m, expected smollm2-135m-qa\)",
+    ):
         build_editor(f"{method}_smollm2_qa_cpu", {"checkpoint": str(trained_on_raw)}).check(None)
 
 
@@ -430,7 +473,11 @@ def test_paraphrase_ablation_preset_changes_only_the_outer_loss(checkpoint, cach
     propmend = load_train_config("propmend_smollm2_qa_cpu")
     ablation = load_train_config("propmend_paraphrase_smollm2_qa_cpu")
     assert (propmend.outer_loss, ablation.outer_loss) == ("propagation", "paraphrase")
-    assert {**dataclasses.asdict(ablation), "outer_loss": "", "out_dir": ""} == {**dataclasses.asdict(propmend), "outer_loss": "", "out_dir": ""}
+    assert {**dataclasses.asdict(ablation), "outer_loss": "", "out_dir": ""} == {
+        **dataclasses.asdict(propmend),
+        "outer_loss": "",
+        "out_dir": "",
+    }
     assert Path(ablation.out_dir).parent.name == "propmend_paraphrase_smollm2_qa_cpu"
 
     # PropMEND's own checkpoint is refused by the ablation's editor preset.

@@ -73,7 +73,9 @@ def test_the_prepared_qa_alias_resolves_to_its_cache_folder(tmp_path, tiny_model
     from ripplebench.harness.lm_model import EditingLM
 
     monkeypatch.setenv("RIPPLEBENCH_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(ValueError, match=r"'smollm2-135m-qa' is not built here .* Build it with: ripplebench prepare-embedded"):
+    with pytest.raises(
+        ValueError, match=r"'smollm2-135m-qa' is not built here .* Build it with: ripplebench prepare-embedded"
+    ):
         models.resolve_model("smollm2-135m-qa")
     folder = tmp_path / "cache" / "models" / "smollm2-135m-qa"
     shutil.copytree(tiny_model_dir, folder)
@@ -85,7 +87,9 @@ def test_the_prepared_qa_alias_resolves_to_its_cache_folder(tmp_path, tiny_model
     )
 
 
-def test_the_prepared_qa_model_is_named_by_its_weights_so_journals_survive_another_cache_folder(tmp_path, tiny_model_dir):
+def test_the_prepared_qa_model_is_named_by_its_weights_so_journals_survive_another_cache_folder(
+    tmp_path, tiny_model_dir
+):
     import shutil
 
     identities = []

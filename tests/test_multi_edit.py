@@ -17,8 +17,18 @@ from ripplebench.harness.documents import edits_from_doc, sample_key
 from ripplebench.harness.engine import EditThenQuery, Query
 
 utils = load_utils()
-PEOPLE = ["Elizabeth Ruiz", "Adam Jacobson", "Maria Olsen", "Tom Berg", "Ana Lima",
-          "Bram Sayles", "Ida Holm", "Karl Weber", "Lena Frost", "Omar Haddad"]
+PEOPLE = [
+    "Elizabeth Ruiz",
+    "Adam Jacobson",
+    "Maria Olsen",
+    "Tom Berg",
+    "Ana Lima",
+    "Bram Sayles",
+    "Ida Holm",
+    "Karl Weber",
+    "Lena Frost",
+    "Omar Haddad",
+]
 COUNTRIES = ["Kenya", "Malaysia", "France", "Japan", "Norway", "India", "Chile", "Peru", "Ghana", "Nepal"]
 
 
@@ -40,9 +50,15 @@ def instance(number: int, questions: int) -> dict:
     }
 
 
-GROUP = [Edit(id=f"e{i}", fact=f"{PEOPLE[i]} was born in {COUNTRIES[i]}.",
-              atomic_facts=(AtomicFact(f"{PEOPLE[i]} was born in", COUNTRIES[i], PEOPLE[i]),), subject_type="person")
-         for i in range(10)]
+GROUP = [
+    Edit(
+        id=f"e{i}",
+        fact=f"{PEOPLE[i]} was born in {COUNTRIES[i]}.",
+        atomic_facts=(AtomicFact(f"{PEOPLE[i]} was born in", COUNTRIES[i], PEOPLE[i]),),
+        subject_type="person",
+    )
+    for i in range(10)
+]
 
 
 def test_grouping_is_deterministic_and_covers_each_instance_once():
@@ -74,7 +90,11 @@ def test_group_documents_carry_all_edits_and_go_round_robin_over_the_facts(tmp_p
     first = [d for d in docs if d["group_id"] == "g001"]
     # question 0 of each member (efficacy, specificity), then question 1 of each, ...
     assert [(d["position"], d["question_id"], d["kind"][0]) for d in first[:4]] == [
-        (1, 0, "e"), (1, 0, "s"), (2, 0, "e"), (2, 0, "s")]
+        (1, 0, "e"),
+        (1, 0, "s"),
+        (2, 0, "e"),
+        (2, 0, "s"),
+    ]
     assert docs[: len(first)] == first, "a group's documents are contiguous, so --limit takes whole groups"
 
 
@@ -109,7 +129,9 @@ def test_multi_tasks_read_every_question_of_their_split_once(split, size, groups
     docs = utils.load_group_split(split, size)["test"].to_list()
     keys = [(d["edit_id"], d["question_id"], d["kind"]) for d in docs]
     assert sorted(keys) == sorted((d["edit_id"], d["question_id"], d["kind"]) for d in utils.load_split(split)["test"])
-    sizes = Counter(d["group_size"] for d in docs if d["position"] == 1 and d["question_id"] == 0 and d["kind"] == "efficacy")
+    sizes = Counter(
+        d["group_size"] for d in docs if d["position"] == 1 and d["question_id"] == 0 and d["kind"] == "efficacy"
+    )
     assert sum(sizes.values()) == groups and max(sizes) == size
     assert all(len(d["edits"]) == d["group_size"] and len(d["edits"][0]["atomic_facts"]) == 3 for d in docs)
 
@@ -117,10 +139,14 @@ def test_multi_tasks_read_every_question_of_their_split_once(split, size, groups
 def test_prompt_longer_than_the_context_window_is_refused(tiny):
     tiny.model.config.max_position_embeddings = 256  # ten prepended facts of ~60 characters do not fit
     engine = EditThenQuery(tiny, build_editor("prepend"), "chat", batch_size=4)
-    long_group = tuple(Edit(id=f"e{i}", fact=f"{PEOPLE[i]} was born in {COUNTRIES[i]} and moved to Quixotic Land.")
-                       for i in range(10))
-    with pytest.raises(ValueError, match=r"The prompt for edits e0, e1, e2 and 7 more is \d+ tokens; with 5 new "
-                                         r"tokens it exceeds the model's context window of 256 tokens"):
+    long_group = tuple(
+        Edit(id=f"e{i}", fact=f"{PEOPLE[i]} was born in {COUNTRIES[i]} and moved to Quixotic Land.") for i in range(10)
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"The prompt for edits e0, e1, e2 and 7 more is \d+ tokens; with 5 new "
+        r"tokens it exceeds the model's context window of 256 tokens",
+    ):
         engine.run([Query(long_group, "Where?", max_new_tokens=5)], progress=False)
     assert len(engine.run([Query(tuple(GROUP[:2]), "Where?", max_new_tokens=5)], progress=False)) == 1
 
@@ -154,7 +180,9 @@ def test_every_editor_applies_a_10_edit_group_and_reverts_bit_for_bit(tiny, tmp_
     elif name != "none":
         assert parameters_hash(tiny.model) != before, f"{name} should change the weights"
     if name in ("memit", "alphaedit", "jeep"):
-        assert handle.stats["atomic_facts"] == 10 and handle.stats["batches"] == (2 if "edits_per_batch" in overrides else 1)
+        assert handle.stats["atomic_facts"] == 10 and handle.stats["batches"] == (
+            2 if "edits_per_batch" in overrides else 1
+        )
     if name == "rledit":
         assert handle.stats["turns"] == 2
     editor.revert(handle)
@@ -187,8 +215,18 @@ def test_lm_eval_runs_a_multi_edit_task_and_logs_group_membership(tiny_model_dir
     from test_lm_eval import run_lm_eval
 
     _, results = run_lm_eval(
-        tmp_path, "--model", "editing", "--model_args", f"model={tiny_model_dir},editor=cpt,editor.epochs=1",
-        "--tasks", "controlled_ripple_ood_both_multi10", "--limit", "40", "--batch_size", "8", "--log_samples",
+        tmp_path,
+        "--model",
+        "editing",
+        "--model_args",
+        f"model={tiny_model_dir},editor=cpt,editor.epochs=1",
+        "--tasks",
+        "controlled_ripple_ood_both_multi10",
+        "--limit",
+        "40",
+        "--batch_size",
+        "8",
+        "--log_samples",
     )
     metrics = results["results"]["controlled_ripple_ood_both_multi10"]
     assert {"efficacy,none", "specificity,none", "efficacy_pos01,none", "efficacy_pos10,none"} <= set(metrics)

@@ -25,7 +25,7 @@ def plugin_path(tmp_path, monkeypatch) -> Path:
     info = tmp_path / "my_editors-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-editors\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text('[ripplebench.editors]\nrepeat = my_editors:Repeat\n')
+    (info / "entry_points.txt").write_text("[ripplebench.editors]\nrepeat = my_editors:Repeat\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     return tmp_path
 
@@ -65,7 +65,15 @@ def test_every_command_is_found_through_the_commands_entry_point_group_in_help_o
     listed = re.search(r"\{([^}]*)\}", capsys.readouterr().out).group(1).split(",")
     assert listed == list(HELP_ORDER)
     assert listed == [
-        "editors", "models", "train-editor", "data", "judge", "compare", "leaderboard", "sft-qa", "prepare-embedded",
+        "editors",
+        "models",
+        "train-editor",
+        "data",
+        "judge",
+        "compare",
+        "leaderboard",
+        "sft-qa",
+        "prepare-embedded",
         "sweep",
     ]
 

@@ -34,10 +34,18 @@ pytestmark = requires_controlled_ripple_splits
 
 def write_spec(folder: Path, model: Path | str, output: Path, editors: list | None = None, limit: int = LIMIT) -> Path:
     spec = folder / "spec.yaml"
-    spec.write_text(yaml.safe_dump({
-        "output": str(output), "models": [{"model": str(model), "name": "m"}],
-        "editors": editors or ["none", SLOW_EDITOR], "tasks": [TASK], "limit": limit, "batch_size": 4,
-    }))
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "output": str(output),
+                "models": [{"model": str(model), "name": "m"}],
+                "editors": editors or ["none", SLOW_EDITOR],
+                "tasks": [TASK],
+                "limit": limit,
+                "batch_size": 4,
+            }
+        )
+    )
     return spec
 
 
@@ -125,9 +133,22 @@ def assert_lm_eval_resumes_after_kill(
     output, journals = folder / "out", folder / "cache" / "journals"
     env = {**ENV, "RIPPLEBENCH_CACHE": str(folder / "cache")}
     command = [
-        str(BIN / "lm_eval"), "--model", "editing", "--model_args", model_args,
-        "--tasks", TASK, "--limit", str(limit), "--batch_size", "4", "--device", TEST_DEVICE,
-        "--output_path", str(output), "--log_samples",
+        str(BIN / "lm_eval"),
+        "--model",
+        "editing",
+        "--model_args",
+        model_args,
+        "--tasks",
+        TASK,
+        "--limit",
+        str(limit),
+        "--batch_size",
+        "4",
+        "--device",
+        TEST_DEVICE,
+        "--output_path",
+        str(output),
+        "--log_samples",
     ]
     kill_once_journaled(command, folder, journals, env)
     assert not list(output.rglob("results_*.json"))
@@ -154,7 +175,14 @@ def test_plain_lm_eval_on_the_embedded_model_killed_mid_run_resumes(tmp_path):
     folder = tmp_path / "reference"
     folder.mkdir()
     limit = 22  # 3 edit groups: 4, 14 and 4 documents
-    run([str(BIN / "ripplebench"), "sweep", str(write_spec(folder, "smollm2-135m", folder / "runs", ["prepend"], limit))], folder)
+    run(
+        [
+            str(BIN / "ripplebench"),
+            "sweep",
+            str(write_spec(folder, "smollm2-135m", folder / "runs", ["prepend"], limit)),
+        ],
+        folder,
+    )
     assert_lm_eval_resumes_after_kill(
         tmp_path, "model=smollm2-135m,editor=prepend", folder / "runs" / "m" / "prepend" / TASK, limit, groups=3
     )

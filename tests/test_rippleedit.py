@@ -45,8 +45,10 @@ def prepared(tmp_path) -> Path:
         ([{"value": "London", "aliases": ["London, UK", "  "]}], ("London", "London, UK")),
         ([{"value": "male", "aliases": ["M", "man"]}], ("male", "man")),  # one letter: dropped
         ([{"value": "2", "aliases": []}], ("2",)),  # one digit: kept
-        ([{"value": "Prince", "aliases": ["Jamie Starr"]}, {"value": "John Carminowe", "aliases": []}],
-         ("Prince", "Jamie Starr", "John Carminowe")),
+        (
+            [{"value": "Prince", "aliases": ["Jamie Starr"]}, {"value": "John Carminowe", "aliases": []}],
+            ("Prince", "Jamie Starr", "John Carminowe"),
+        ),
     ],
 )
 def test_valid_answers(answers, expected):
@@ -78,7 +80,12 @@ def test_fixture_queries_are_labelled_and_filtered_as_counted_by_hand():
         "recent-1": [("CI", False), ("RS", True)],
     }
     assert {edit_id: edit.dropped for edit_id, edit in edits.items()} == {
-        "popular-0": 0, "popular-1": 1, "random-0": 0, "random-1": 1, "recent-0": 0, "recent-1": 1,
+        "popular-0": 0,
+        "popular-1": 1,
+        "random-0": 0,
+        "random-1": 1,
+        "recent-0": 0,
+        "recent-1": 1,
     }
     ineligible = [edit_id for edit_id, edit in edits.items() if not edit.eligible_for_evaluation]
     assert ineligible == ["random-1"]  # no specificity question
@@ -90,13 +97,22 @@ def test_fixture_queries_are_labelled_and_filtered_as_counted_by_hand():
 @pytest.mark.parametrize(
     ("fact", "relation", "expected"),
     [
-        ("The name of the country of citizenship of Leonardo DiCaprio is Syria.", "COUNTRY_OF_CITIZENSHIP",
-         ("The name of the country of citizenship of Leonardo DiCaprio is", "Syria", "Leonardo DiCaprio")),
-        ("The names of the siblings of Prince are Nicholas Carminowe.", "SIBLING",
-         ("The names of the siblings of Prince are", "Nicholas Carminowe", "Prince")),
+        (
+            "The name of the country of citizenship of Leonardo DiCaprio is Syria.",
+            "COUNTRY_OF_CITIZENSHIP",
+            ("The name of the country of citizenship of Leonardo DiCaprio is", "Syria", "Leonardo DiCaprio"),
+        ),
+        (
+            "The names of the siblings of Prince are Nicholas Carminowe.",
+            "SIBLING",
+            ("The names of the siblings of Prince are", "Nicholas Carminowe", "Prince"),
+        ),
         ("Star Wars follows Star Trek.", "FOLLOWS", ("Star Wars follows", "Star Trek", "Star Wars")),
-        ("The name of the league which Lionel Messi plays in is Major League Soccer.", "LEAGUE",
-         ("The name of the league which Lionel Messi plays in is", "Major League Soccer", "Lionel Messi")),
+        (
+            "The name of the league which Lionel Messi plays in is Major League Soccer.",
+            "LEAGUE",
+            ("The name of the league which Lionel Messi plays in is", "Major League Soccer", "Lionel Messi"),
+        ),
     ],
 )
 def test_edit_sentence_is_cut_into_prompt_target_subject(fact, relation, expected):
@@ -190,8 +206,10 @@ def test_a_folder_missing_official_files_is_named(tmp_path):
         ({"example_type": "recent"}, "entry 1: not a RippleEdits entry"),
         ({"edit": {"prompt": " "}}, "entry 1: the edit has no 'prompt'"),
         ({"edit": {"prompt": "A fact."}, "Logical_Generalization": []}, "entry 1: missing criteria Compositionality_I"),
-        ({"edit": {"prompt": "A fact."}, **{name: [] for name in CRITERIA}, "Forgetfulness": ["a test"]},
-         "entry 1: Forgetfulness holds a str, not a test object"),
+        (
+            {"edit": {"prompt": "A fact."}, **{name: [] for name in CRITERIA}, "Forgetfulness": ["a test"]},
+            "entry 1: Forgetfulness holds a str, not a test object",
+        ),
     ],
 )
 def test_a_malformed_entry_is_named_by_file_and_position(tmp_path, broken, message):
@@ -224,13 +242,32 @@ def test_statistics_of_the_fixture_counted_by_hand(tmp_path):
     counts = {split: {t: (v["questions"], v["verbatim"]) for t, v in s["types"].items()} for split, s in stats.items()}
     assert counts["validation"] == {"LG": (2, 2), "CI": (5, 0), "CII": (1, 1), "SA": (4, 4), "RS": (6, 1), "FN": (1, 1)}
     assert counts["train"] == {"LG": (1, 1), "CI": (0, 0), "CII": (0, 0), "SA": (0, 0), "RS": (0, 0), "FN": (0, 0)}
-    assert (stats["validation"]["edits"], stats["validation"]["questions"], stats["validation"]["verbatim"]) == (5, 19, 9)
+    assert (stats["validation"]["edits"], stats["validation"]["questions"], stats["validation"]["verbatim"]) == (
+        5,
+        19,
+        9,
+    )
     assert stats["test"]["questions"] == 0
 
 
 def test_stats_command_prints_tables_5_and_6(tmp_path, capsys):
-    assert main(["data", "rippleedit", "--source", str(FIXTURE), "--data-dir", str(tmp_path),
-                 "--validation-size", "5", "--test-size", "0"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "rippleedit",
+                "--source",
+                str(FIXTURE),
+                "--data-dir",
+                str(tmp_path),
+                "--validation-size",
+                "5",
+                "--test-size",
+                "0",
+            ]
+        )
+        == 0
+    )
     assert "train 1, validation 5, test 0 edits" in capsys.readouterr().out
     assert main(["data", "rippleedit", "--data-dir", str(tmp_path), "stats"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -262,7 +299,11 @@ def test_process_results_reports_category_stratum_and_type():
     ci, rs = rippleedit_documents(edit)
     assert task_utils.process_results(ci, [" 2 children."]) == {"efficacy": 1.0, "efficacy_nonverbatim": 1.0, "CI": 1.0}
     assert task_utils.process_results(ci, [" three"]) == {"efficacy": 0.0, "efficacy_nonverbatim": 0.0, "CI": 0.0}
-    assert task_utils.process_results(rs, [" Japanese."]) == {"specificity": 1.0, "specificity_verbatim": 1.0, "RS": 1.0}
+    assert task_utils.process_results(rs, [" Japanese."]) == {
+        "specificity": 1.0,
+        "specificity_verbatim": 1.0,
+        "RS": 1.0,
+    }
     # case-sensitive as the paper's code: the alias "ja" does not match inside the question's "Japan"
     assert task_utils.process_results(rs, [" no idea"]) == {"specificity": 0.0, "specificity_verbatim": 0.0, "RS": 0.0}
 
@@ -270,9 +311,17 @@ def test_process_results_reports_category_stratum_and_type():
 def test_judged_answers_add_llm_score_to_every_stratum():
     from ripplebench.harness.llm_score import ScoredAnswer
 
-    doc = {"question": "Who is the mother of X?", "answers": ["Y"], "category": "efficacy", "type": "CI", "verbatim": False}
+    doc = {
+        "question": "Who is the mother of X?",
+        "answers": ["Y"],
+        "category": "efficacy",
+        "type": "CI",
+        "verbatim": False,
+    }
     assert task_utils.process_results(doc, ["Z"]) == {"efficacy": 0.0, "efficacy_nonverbatim": 0.0, "CI": 0.0}
     judged = task_utils.process_results(doc, [ScoredAnswer("Z", 0.7)])
     assert {key: judged[key] for key in ("llm_efficacy", "llm_efficacy_nonverbatim", "llm_CI")} == {
-        "llm_efficacy": 0.7, "llm_efficacy_nonverbatim": 0.7, "llm_CI": 0.7,
+        "llm_efficacy": 0.7,
+        "llm_efficacy_nonverbatim": 0.7,
+        "llm_CI": 0.7,
     }

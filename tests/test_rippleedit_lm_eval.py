@@ -29,8 +29,16 @@ def test_lm_eval_runs_ripple_edit_end_to_end_on_the_prepared_fixture(tiny_model_
     prepare(str(FIXTURE), data, validation_size=2, test_size=2, seed=0)
     monkeypatch.setenv(DATA_DIR_ENV, str(data))
     process, results = run_lm_eval(
-        tmp_path, "--model", "editing", "--model_args", f"model={tiny_model_dir},editor=none",
-        "--tasks", "ripple_edit", "--batch_size", "4", "--log_samples",
+        tmp_path,
+        "--model",
+        "editing",
+        "--model_args",
+        f"model={tiny_model_dir},editor=none",
+        "--tasks",
+        "ripple_edit",
+        "--batch_size",
+        "4",
+        "--log_samples",
     )
     test_edits = load_edits("test", data)
     metrics = results["results"]["ripple_edit"]
@@ -38,7 +46,9 @@ def test_lm_eval_runs_ripple_edit_end_to_end_on_the_prepared_fixture(tiny_model_
     assert reported == expected_metrics(test_edits)
     assert {"efficacy", "specificity"} <= reported
     assert all(0.0 <= metrics[f"{name},none"] <= 1.0 for name in reported)
-    samples = [json.loads(line) for path in (tmp_path / "out").rglob("samples_ripple_edit_*.jsonl") for line in path.open()]
+    samples = [
+        json.loads(line) for path in (tmp_path / "out").rglob("samples_ripple_edit_*.jsonl") for line in path.open()
+    ]
     assert len(samples) == sum(len(edit.queries) for edit in test_edits)
     assert "efficacy" in process.stdout
 

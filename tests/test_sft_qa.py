@@ -21,8 +21,12 @@ from ripplebench.harness.sft_qa import (
 INSTANCE = {
     "text": "Elizabeth Ruiz was born in Kenya.",
     "questions": [
-        {"alias_question": "a?", "unalias_question": "What is the currency of Kenya?", "answer": "Kenyan shilling",
-         "answer_aliases": ["KES"]},
+        {
+            "alias_question": "a?",
+            "unalias_question": "What is the currency of Kenya?",
+            "answer": "Kenyan shilling",
+            "answer_aliases": ["KES"],
+        },
         {"alias_question": "b?", "unalias_question": "What is the capital of Kenya?", "answer": "Nairobi"},
     ],
 }
@@ -41,7 +45,9 @@ def test_table_23_settings():
 
 
 def test_qa_files_accept_plain_pairs_and_controlled_ripple_instances(tmp_path):
-    path = write_lines(tmp_path / "qa.jsonl", [INSTANCE, {"question": "Who wrote Hamlet?", "answer": ["Shakespeare", "W. S."]}])
+    path = write_lines(
+        tmp_path / "qa.jsonl", [INSTANCE, {"question": "Who wrote Hamlet?", "answer": ["Shakespeare", "W. S."]}]
+    )
     assert read_qa_file(path) == [
         QAPair("What is the currency of Kenya?", ("Kenyan shilling", "KES")),
         QAPair("What is the capital of Kenya?", ("Nairobi",)),
@@ -63,7 +69,9 @@ def test_pair_selection_is_distinct_seeded_and_skips_held_out_questions():
 def test_sft_qa_saves_a_loadable_model_with_its_report(tiny, tmp_path):
     stage1 = write_lines(tmp_path / "trivia.jsonl", [{"question": "Who wrote Hamlet?", "answer": "Shakespeare"}] * 3)
     stage2 = write_lines(tmp_path / "train.jsonl", [INSTANCE])
-    held_out = write_lines(tmp_path / "valid.jsonl", [{"question": "What is the capital of Kenya?", "answer": "Nairobi"}])
+    held_out = write_lines(
+        tmp_path / "valid.jsonl", [{"question": "What is the capital of Kenya?", "answer": "Nairobi"}]
+    )
     output = tmp_path / "models" / "tiny-qa"
     prepare_qa_model(
         tiny, output, prompt_format="chat", stage1=str(stage1), stage2=stage2, evaluation=held_out, log=lambda _: None
@@ -84,23 +92,72 @@ def test_sft_qa_saves_a_loadable_model_with_its_report(tiny, tmp_path):
 def test_sft_qa_command(tiny_model_dir, tmp_path, capsys):
     stage2 = write_lines(tmp_path / "train.jsonl", [INSTANCE])
     output = tmp_path / "out"
-    assert main(["sft-qa", "--model", str(tiny_model_dir), "--output", str(output), "--stage1", "none",
-                 "--stage2", str(stage2), "--stage2-set", "epochs=1"]) == 0
+    assert (
+        main(
+            [
+                "sft-qa",
+                "--model",
+                str(tiny_model_dir),
+                "--output",
+                str(output),
+                "--stage1",
+                "none",
+                "--stage2",
+                str(stage2),
+                "--stage2-set",
+                "epochs=1",
+            ]
+        )
+        == 0
+    )
     assert (output / "config.json").is_file() and "stage 1 skipped" in capsys.readouterr().out
-    evaluation = write_lines(tmp_path / "valid.jsonl", [{"question": "What is the capital of Kenya?", "answer": "Nairobi"}])
+    evaluation = write_lines(
+        tmp_path / "valid.jsonl", [{"question": "What is the capital of Kenya?", "answer": "Nairobi"}]
+    )
     paper_setting = tmp_path / "paper"
-    assert main(["sft-qa", "--model", str(tiny_model_dir), "--output", str(paper_setting), "--stage1", "none",
-                 "--stage2", str(stage2), "--stage2-set", "epochs=1", "--eval", str(evaluation), "--train-on-eval"]) == 0
+    assert (
+        main(
+            [
+                "sft-qa",
+                "--model",
+                str(tiny_model_dir),
+                "--output",
+                str(paper_setting),
+                "--stage1",
+                "none",
+                "--stage2",
+                str(stage2),
+                "--stage2-set",
+                "epochs=1",
+                "--eval",
+                str(evaluation),
+                "--train-on-eval",
+            ]
+        )
+        == 0
+    )
     report = json.loads((paper_setting / "sft_qa.json").read_text())
     assert report["stage2"]["pairs"] == 2 and report["evaluation_questions_trained_on"] == 1
     with pytest.raises(SystemExit, match="Stage-2 QA data .*does not exist"):
-        main(["sft-qa", "--model", str(tiny_model_dir), "--output", str(tmp_path / "o2"), "--stage2", str(tmp_path / "no.jsonl")])
+        main(
+            [
+                "sft-qa",
+                "--model",
+                str(tiny_model_dir),
+                "--output",
+                str(tmp_path / "o2"),
+                "--stage2",
+                str(tmp_path / "no.jsonl"),
+            ]
+        )
 
 
 def test_training_settings_can_be_overridden_by_name():
     changed = override_settings(RIPPLE_QA_SETTINGS, ["lr=1e-5", "epochs=3"])
     assert (changed.lr, changed.epochs, changed.batch_size) == (1e-5, 3, 10)
-    with pytest.raises(ValueError, match=r"Unknown setting\(s\) learning_rate .*\(--stage1-set\)\. Valid: batch_size, epochs"):
+    with pytest.raises(
+        ValueError, match=r"Unknown setting\(s\) learning_rate .*\(--stage1-set\)\. Valid: batch_size, epochs"
+    ):
         override_settings(RIPPLE_QA_SETTINGS, ["learning_rate=1"], "--stage1-set")
     with pytest.raises(ValueError, match="Setting 'epochs' .* must be an integer"):
         override_settings(RIPPLE_QA_SETTINGS, ["epochs=two"])
@@ -111,7 +168,11 @@ def test_prepare_embedded_builds_the_alias_once_with_its_model_card(tiny_model_d
 
     import ripplebench.harness.embedded_qa as embedded
 
-    assert (embedded.STAGE2_SETTINGS.lr, embedded.STAGE2_SETTINGS.epochs, embedded.STAGE2_SETTINGS.batch_size) == (1e-5, 3, 10)
+    assert (embedded.STAGE2_SETTINGS.lr, embedded.STAGE2_SETTINGS.epochs, embedded.STAGE2_SETTINGS.batch_size) == (
+        1e-5,
+        3,
+        10,
+    )
     monkeypatch.setenv("RIPPLEBENCH_CACHE", str(tmp_path / "cache"))
     data = tmp_path / "data"
     data.mkdir()
@@ -123,8 +184,12 @@ def test_prepare_embedded_builds_the_alias_once_with_its_model_card(tiny_model_d
         resolve_model("smollm2-135m-qa")
 
     folder = embedded.prepare_embedded(
-        base=str(tiny_model_dir), stage2=stage2, validation=data / "validation.jsonl", eval_questions=1,
-        settings=replace(embedded.STAGE2_SETTINGS, epochs=1), log=lambda _: None,
+        base=str(tiny_model_dir),
+        stage2=stage2,
+        validation=data / "validation.jsonl",
+        eval_questions=1,
+        settings=replace(embedded.STAGE2_SETTINGS, epochs=1),
+        log=lambda _: None,
     )
     assert folder == tmp_path / "cache" / "models" / "smollm2-135m-qa"
     assert resolve_model("smollm2-135m-qa").path == str(folder)

@@ -53,12 +53,28 @@ def test_lm_eval_prepend_on_smollm2(smollm2_cache, tmp_path):
     env = {**os.environ, "RIPPLEBENCH_CACHE": str(smollm2_cache), "HF_HUB_OFFLINE": "1"}
     process = subprocess.run(
         [
-            str(Path(sys.executable).parent / "lm_eval"), "--model", "editing",
-            "--model_args", "model=smollm2-135m,editor=prepend",
-            "--tasks", "controlled_ripple_id", "--limit", "8", "--batch_size", "8",
-            "--device", "cpu", "--output_path", str(output), "--log_samples",
+            str(Path(sys.executable).parent / "lm_eval"),
+            "--model",
+            "editing",
+            "--model_args",
+            "model=smollm2-135m,editor=prepend",
+            "--tasks",
+            "controlled_ripple_id",
+            "--limit",
+            "8",
+            "--batch_size",
+            "8",
+            "--device",
+            "cpu",
+            "--output_path",
+            str(output),
+            "--log_samples",
         ],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert process.returncode == 0, process.stderr[-3000:]
     results = json.loads(next(output.rglob("results_*.json")).read_text())

@@ -35,8 +35,17 @@ def test_the_bundled_specs_load_with_their_cells(tmp_path, monkeypatch):
     assert smoke.limit == 20
     embedded = load_spec("embedded")
     assert len(embedded.tasks) == 4 and embedded.limit is None
-    assert {"none", "prepend", "cpt", "memit_smollm2", "alphaedit_smollm2", "jeep_smollm2", "propmend_smollm2_cpu",
-            "mend_smollm2_cpu", "meta_aug_cpt"} <= {editor.name for editor in embedded.editors}
+    assert {
+        "none",
+        "prepend",
+        "cpt",
+        "memit_smollm2",
+        "alphaedit_smollm2",
+        "jeep_smollm2",
+        "propmend_smollm2_cpu",
+        "mend_smollm2_cpu",
+        "meta_aug_cpt",
+    } <= {editor.name for editor in embedded.editors}
     monkeypatch.chdir(tmp_path)
     (tmp_path / "models" / "llama-3.2-1b-qa").mkdir(parents=True)  # made by `ripplebench sft-qa`
     paper = load_spec("paper_llama3_1b")
@@ -49,7 +58,10 @@ def test_the_bundled_specs_load_with_their_cells(tmp_path, monkeypatch):
     qa = load_spec("embedded_qa")
     assert qa.limit == 800 and "controlled_ripple_val" in qa.tasks
     assert [e.name for e in qa.editors if "qa_cpu" in e.name] == [
-        "mend_smollm2_qa_cpu", "propmend_smollm2_qa_cpu", "propmend_paraphrase_smollm2_qa_cpu"]
+        "mend_smollm2_qa_cpu",
+        "propmend_smollm2_qa_cpu",
+        "propmend_paraphrase_smollm2_qa_cpu",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -58,11 +70,18 @@ def test_the_bundled_specs_load_with_their_cells(tmp_path, monkeypatch):
         ({"limits": 20}, r"spec.yaml: unknown key\(s\) limits. Valid: output, models, editors, tasks, limit"),
         ({"tasks": None}, r"spec.yaml: 'tasks' is missing or empty"),
         ({"editors": ["rome"]}, r"spec.yaml: editors\[0\]: Unknown editor 'rome'. Available: none, prepend, cpt"),
-        ({"editors": [{"editor": "cpt", "overrides": {"rate": 1}}]},
-         r"editors\[0\]: Unknown setting\(s\) rate for editor 'cpt' \(given as an override\)\. Valid: batch_size"),
-        ({"editors": [{"editor": "cpt", "setting": 1}]}, r"editors\[0\]: unknown key\(s\) setting. Valid: editor, name"),
-        ({"editors": ["cpt", {"editor": "cpt", "overrides": {"lr": 1e-4}}]},
-         r"editors named cpt more than once; give each a distinct 'name'"),
+        (
+            {"editors": [{"editor": "cpt", "overrides": {"rate": 1}}]},
+            r"editors\[0\]: Unknown setting\(s\) rate for editor 'cpt' \(given as an override\)\. Valid: batch_size",
+        ),
+        (
+            {"editors": [{"editor": "cpt", "setting": 1}]},
+            r"editors\[0\]: unknown key\(s\) setting. Valid: editor, name",
+        ),
+        (
+            {"editors": ["cpt", {"editor": "cpt", "overrides": {"lr": 1e-4}}]},
+            r"editors named cpt more than once; give each a distinct 'name'",
+        ),
         ({"models": ["./no/such/model"]}, r"models\[0\]: Model './no/such/model' is neither a built-in alias"),
         ({"limit": "20"}, r"'limit' must be a positive number of documents"),
         ({"batch_size": 0}, r"'batch_size' must be a positive integer, not 0"),
@@ -83,7 +102,10 @@ def test_an_unknown_task_is_refused_with_the_tasks_that_exist(tmp_path):
 
 def test_the_command_prints_one_line_for_a_bad_spec(tmp_path, capsys):
     assert main(["sweep", str(tmp_path / "missing.yaml")]) == 2
-    assert "does not exist: pass a YAML file or a bundled spec (embedded, embedded_qa, paper_llama3_1b, smoke)" in capsys.readouterr().err
+    assert (
+        "does not exist: pass a YAML file or a bundled spec (embedded, embedded_qa, paper_llama3_1b, smoke)"
+        in capsys.readouterr().err
+    )
 
 
 def test_a_sweep_narrowed_to_some_editors_and_tasks_keeps_their_cell_folders():
@@ -102,9 +124,17 @@ def test_a_sweep_narrowed_to_some_editors_and_tasks_keeps_their_cell_folders():
 @requires_controlled_ripple_splits
 def test_a_failing_cell_is_reported_and_the_others_still_run_with_gzipped_logs(tiny_model_dir, tmp_path, capsys):
     spec = spec_file(
-        tmp_path, output=str(tmp_path / "runs"), models=[{"model": str(tiny_model_dir), "name": "tiny"}],
-        editors=[{"name": "broken", "editor": "mend", "overrides": {"checkpoint": str(tmp_path / "none.pt")}}, "prepend"],
-        tasks=["controlled_ripple_ood_both"], limit=4, batch_size=4, compress_samples=True,
+        tmp_path,
+        output=str(tmp_path / "runs"),
+        models=[{"model": str(tiny_model_dir), "name": "tiny"}],
+        editors=[
+            {"name": "broken", "editor": "mend", "overrides": {"checkpoint": str(tmp_path / "none.pt")}},
+            "prepend",
+        ],
+        tasks=["controlled_ripple_ood_both"],
+        limit=4,
+        batch_size=4,
+        compress_samples=True,
     )
     assert main(["sweep", str(spec)]) == 1
     out = capsys.readouterr()
@@ -121,8 +151,13 @@ def test_a_failing_cell_is_reported_and_the_others_still_run_with_gzipped_logs(t
 @requires_controlled_ripple_splits
 def test_a_cell_another_sweep_is_running_is_left_to_it(tiny_model_dir, tmp_path, capsys):
     spec = spec_file(
-        tmp_path, output=str(tmp_path / "runs"), models=[{"model": str(tiny_model_dir), "name": "tiny"}],
-        editors=["none", "prepend"], tasks=["controlled_ripple_ood_both"], limit=4, batch_size=4,
+        tmp_path,
+        output=str(tmp_path / "runs"),
+        models=[{"model": str(tiny_model_dir), "name": "tiny"}],
+        editors=["none", "prepend"],
+        tasks=["controlled_ripple_ood_both"],
+        limit=4,
+        batch_size=4,
     )
     running = tmp_path / "runs" / "tiny" / "none" / "controlled_ripple_ood_both"
     running.mkdir(parents=True)

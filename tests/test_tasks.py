@@ -92,7 +92,10 @@ def test_instances_without_an_id_get_one_from_file_and_line(tmp_path):
         ({"questions": INSTANCE["questions"]}, r"d.jsonl:2: instance has no fact"),
         ({"text": "A fact.", "questions": []}, r"d.jsonl:2: instance has no questions"),
         ({"text": "A fact."}, r"d.jsonl:2: instance has no questions"),
-        ({"text": "A fact.", "questions": [{"alias_question": "q?", "answer": "a"}]}, "question 0 lacks unalias_question"),
+        (
+            {"text": "A fact.", "questions": [{"alias_question": "q?", "answer": "a"}]},
+            "question 0 lacks unalias_question",
+        ),
     ],
 )
 def test_a_bad_instance_is_named_by_file_and_line(tmp_path, broken, message):

@@ -32,4 +32,6 @@ def test_reference_loop_and_engine_give_identical_answers(throughput, tiny, name
 def test_a_changed_answer_is_listed_with_its_edit_and_question(throughput):
     queries = throughput.load_queries(1)
     listed = throughput.differences(queries[:2], ["a", "b"], ["a", "c"])
-    assert listed == [{"edit": queries[1].edits[0].id, "question": queries[1].question, "reference": "b", "engine": "c"}]
+    assert listed == [
+        {"edit": queries[1].edits[0].id, "question": queries[1].question, "reference": "b", "engine": "c"}
+    ]

@@ -40,8 +40,13 @@ def tiny_config(kind: str):
     import transformers
 
     sizes = dict(
-        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
     )
     if kind == "llama":
         return transformers.LlamaConfig(**sizes, tie_word_embeddings=False), transformers.LlamaForCausalLM
@@ -53,8 +58,13 @@ def tiny_config(kind: str):
 def layer_names(layer: int, *extra: str) -> set[str]:
     """vLLM's parameter names of one Llama-family decoder layer (vllm/model_executor/models/*.py)."""
     names = [
-        "self_attn.qkv_proj.weight", "self_attn.o_proj.weight", "mlp.gate_up_proj.weight",
-        "mlp.down_proj.weight", "input_layernorm.weight", "post_attention_layernorm.weight", *extra,
+        "self_attn.qkv_proj.weight",
+        "self_attn.o_proj.weight",
+        "mlp.gate_up_proj.weight",
+        "mlp.down_proj.weight",
+        "input_layernorm.weight",
+        "post_attention_layernorm.weight",
+        *extra,
     ]
     return {f"model.layers.{layer}.{name}" for name in names}
 
@@ -69,8 +79,11 @@ EXPECTED_VLLM_NAMES = {
         name
         for layer in (0, 1)
         for name in layer_names(
-            layer, "self_attn.q_norm.weight", "self_attn.k_norm.weight",
-            "pre_feedforward_layernorm.weight", "post_feedforward_layernorm.weight",
+            layer,
+            "self_attn.q_norm.weight",
+            "self_attn.k_norm.weight",
+            "pre_feedforward_layernorm.weight",
+            "post_feedforward_layernorm.weight",
         )
     },
 }
@@ -282,11 +295,16 @@ def loads(events) -> list[tuple]:
 def test_a_weight_edit_pushes_only_touched_tensors_with_their_shards(tiny, fake_vllm):
     engine = EditThenQuery(tiny, ShiftEditor(), "qa", backend=fake_vllm)
     handle = engine.apply([EDIT])
-    assert loads(fake_vllm.llm.events) == [("load", (
-        ("model.layers.0.self_attn.qkv_proj.weight", "k"),
-        ("model.layers.1.mlp.down_proj.weight", None),
-        ("model.layers.2.mlp.gate_up_proj.weight", 0),
-    ))]
+    assert loads(fake_vllm.llm.events) == [
+        (
+            "load",
+            (
+                ("model.layers.0.self_attn.qkv_proj.weight", "k"),
+                ("model.layers.1.mlp.down_proj.weight", None),
+                ("model.layers.2.mlp.gate_up_proj.weight", 0),
+            ),
+        )
+    ]
     assert vllm_matches_hf(fake_vllm, tiny.model)
     engine.revert(handle)
     assert len(loads(fake_vllm.llm.events)) == 2
@@ -297,8 +315,16 @@ def test_prefix_cache_is_reset_after_every_push_and_revert(tiny, fake_vllm):
     queries = [Query((edit,), f"Where? {i}", stops=("\n",)) for i, edit in enumerate([EDIT, EDIT, OTHER])]
     EditThenQuery(tiny, ShiftEditor(), "qa", backend=fake_vllm).run(queries, progress=False)
     assert [event[0] for event in fake_vllm.llm.events] == [
-        "load", "reset", "generate", "load", "reset",  # edit e1: push, answer both questions, revert
-        "load", "reset", "generate", "load", "reset",  # edit e2
+        "load",
+        "reset",
+        "generate",
+        "load",
+        "reset",  # edit e1: push, answer both questions, revert
+        "load",
+        "reset",
+        "generate",
+        "load",
+        "reset",  # edit e2
     ]
     assert vllm_matches_hf(fake_vllm, tiny.model)
 
@@ -312,7 +338,9 @@ def test_context_editors_push_nothing(tiny, fake_vllm, name):
 
 
 def test_cpt_on_a_layer_range_pushes_that_layers_tensors(tiny, fake_vllm):
-    engine = EditThenQuery(tiny, build_editor("cpt", {"layers": "1-1", "epochs": 1, "lr": 1e-3}), "qa", backend=fake_vllm)
+    engine = EditThenQuery(
+        tiny, build_editor("cpt", {"layers": "1-1", "epochs": 1, "lr": 1e-3}), "qa", backend=fake_vllm
+    )
     handle = engine.apply([EDIT])
     pushed = {name for _, names in loads(fake_vllm.llm.events) for name, _ in names}
     assert pushed == {name for name in EXPECTED_VLLM_NAMES["llama"] if name.startswith("model.layers.1.")}
@@ -322,7 +350,9 @@ def test_cpt_on_a_layer_range_pushes_that_layers_tensors(tiny, fake_vllm):
 
 
 def test_lora_edits_push_the_merged_weights(tiny, fake_vllm):
-    engine = EditThenQuery(tiny, build_editor("cpt", {"lora_rank": 2, "epochs": 2, "lr": 1e-2}), "qa", backend=fake_vllm)
+    engine = EditThenQuery(
+        tiny, build_editor("cpt", {"lora_rank": 2, "epochs": 2, "lr": 1e-2}), "qa", backend=fake_vllm
+    )
     before = {name: p.detach().clone() for name, p in tiny.model.named_parameters()}
     handle = engine.apply([EDIT])
     in_vllm = {name: p.clone() for name, p in fake_vllm.llm.worker.get_model().parameters.items()}
@@ -347,7 +377,7 @@ def test_answers_use_the_hf_prompt_tokens_and_greedy_settings(tiny, fake_vllm):
     queries = [Query((EDIT,), "Where was Elizabeth Ruiz born?", stops=("\n",), max_new_tokens=7)] * 2
     answers = EditThenQuery(tiny, build_editor("prepend"), "chat", backend=fake_vllm).run(queries, progress=False)
     assert answers == ["Kenya", "Kenya"]
-    (_, prompts, params), = [event for event in fake_vllm.llm.events if event[0] == "generate"]
+    ((_, prompts, params),) = [event for event in fake_vllm.llm.events if event[0] == "generate"]
     assert params == FakeSamplingParams(temperature=0.0, max_tokens=7, stop=["\n"])
     context = build_editor("prepend").apply(tiny, [EDIT]).context
     rendered = render_prompt("chat", tiny.tokenizer, "Where was Elizabeth Ruiz born?", context)

@@ -200,8 +200,13 @@ def _inputs(
         return {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}
     cache, positions = past
     # A copy: the pass appends the new tokens' keys and values to the cache it is given.
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": positions,
-            _cache_argument(model): copy.deepcopy(cache), "use_cache": True}
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "position_ids": positions,
+        _cache_argument(model): copy.deepcopy(cache),
+        "use_cache": True,
+    }
 
 
 def forward_until(

@@ -30,8 +30,7 @@ def atomic_facts(edits: Sequence[Edit]) -> list[AtomicFact]:
         for fact in edit.atomic_facts:
             if not fact.subject or fact.subject not in fact.prompt:
                 raise ValueError(
-                    f"Edit '{edit.id}': the subject '{fact.subject}' is not a substring of the "
-                    f"prompt '{fact.prompt}'."
+                    f"Edit '{edit.id}': the subject '{fact.subject}' is not a substring of the prompt '{fact.prompt}'."
                 )
             if not fact.target.strip():
                 raise ValueError(f"Edit '{edit.id}': the atomic fact '{fact.prompt}' has an empty target.")

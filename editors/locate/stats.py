@@ -65,7 +65,9 @@ def _save(value: dict, path: Path) -> None:
 
 
 @torch.no_grad()
-def _compute(loaded: LoadedModel, paths: ModulePaths, layers: Sequence[int], settings: StatsSettings) -> dict[int, dict]:
+def _compute(
+    loaded: LoadedModel, paths: ModulePaths, layers: Sequence[int], settings: StatsSettings
+) -> dict[int, dict]:
     """One pass over the corpus, summing k k^T (in float64) over every non-padding token."""
     model, tokenizer = loaded.model, loaded.tokenizer
     sums = {layer: None for layer in layers}

@@ -40,7 +40,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             "written by `ripplebench train-editor CONFIG`)."
         )
     if not Path(path).is_file():
-        raise FileNotFoundError(f"Hypernetwork checkpoint '{path}' does not exist. Train one with `ripplebench train-editor CONFIG`.")
+        raise FileNotFoundError(
+            f"Hypernetwork checkpoint '{path}' does not exist. Train one with `ripplebench train-editor CONFIG`."
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # not a torch file, truncated, or holding more than plain data
@@ -78,7 +80,9 @@ class TrainedHypernet:
         """Raise ValueError if this hypernetwork was trained for a different architecture."""
         expected, actual = self.model["fingerprint"], fingerprint(model_config)
         if expected != actual:
-            differences = ", ".join(f"{k}: trained {expected[k]}, given {actual[k]}" for k in expected if expected[k] != actual.get(k))
+            differences = ", ".join(
+                f"{k}: trained {expected[k]}, given {actual[k]}" for k in expected if expected[k] != actual.get(k)
+            )
             raise ValueError(
                 f"Hypernetwork {self.path or '(in memory)'} was trained for model '{self.model['name']}' "
                 f"and does not fit this model ({differences}). Train one for this model with "

@@ -79,8 +79,12 @@ def instance_from_record(record: dict, where: str) -> Instance:
     questions = record["questions"]
     return Instance(
         edit=edit,
-        propagation=tuple(QA(q["alias_question"], str(q["answer"]), tuple(q.get("answer_aliases") or ())) for q in questions),
-        specificity=tuple(QA(q["unalias_question"], str(q["answer"]), tuple(q.get("answer_aliases") or ())) for q in questions),
+        propagation=tuple(
+            QA(q["alias_question"], str(q["answer"]), tuple(q.get("answer_aliases") or ())) for q in questions
+        ),
+        specificity=tuple(
+            QA(q["unalias_question"], str(q["answer"]), tuple(q.get("answer_aliases") or ())) for q in questions
+        ),
         # Without a paraphrase the atomic prompt itself is the outer input (MEND's x' = x).
         paraphrases=tuple(QA(a.get("paraphrase") or a["prompt"], a["target"]) for a in atomic),
     )

@@ -44,7 +44,9 @@ def _owning_module(model: torch.nn.Module, name: str) -> torch.nn.Module:
     return module
 
 
-def rank1_factors(model: torch.nn.Module, names: list[str], loss_fn: Callable[[], torch.Tensor]) -> tuple[Factors, torch.Tensor]:
+def rank1_factors(
+    model: torch.nn.Module, names: list[str], loss_fn: Callable[[], torch.Tensor]
+) -> tuple[Factors, torch.Tensor]:
     """Run `loss_fn` and backpropagate; return each weight's (u, delta) token factors and the loss.
 
     Only the named weights receive gradient; no parameter's `.grad` is touched, and every

@@ -19,8 +19,17 @@ import torch
 from ripplebench.core.cache import default_cache_dir
 
 KEY_FIELDS = (
-    "model", "layers", "weights", "rank", "n_hidden", "shared",
-    "inner_loss", "outer_loss", "turns", "edits_per_turn", "back_depth",
+    "model",
+    "layers",
+    "weights",
+    "rank",
+    "n_hidden",
+    "shared",
+    "inner_loss",
+    "outer_loss",
+    "turns",
+    "edits_per_turn",
+    "back_depth",
 )
 BEST = "best.pt"
 

@@ -58,7 +58,9 @@ def text_batch(tokenizer: Any, texts: Sequence[str], max_length: int = 256) -> T
     return _pad(rows, tokenizer.pad_token_id, max_length)
 
 
-def pair_batch(tokenizer: Any, prompts: Sequence[str], answers: Sequence[str], chat: bool = False, max_length: int = 256) -> TokenBatch:
+def pair_batch(
+    tokenizer: Any, prompts: Sequence[str], answers: Sequence[str], chat: bool = False, max_length: int = 256
+) -> TokenBatch:
     """Prompt + answer batch with the loss on answer tokens only.
 
     `chat` prompts already carry the template's special tokens, so none are added.
@@ -71,7 +73,9 @@ def pair_batch(tokenizer: Any, prompts: Sequence[str], answers: Sequence[str], c
     return _pad(rows, tokenizer.pad_token_id, max_length)
 
 
-def question_batch(tokenizer: Any, prompt_format: str, questions: Sequence[str], answers: Sequence[str], max_length: int = 256) -> TokenBatch:
+def question_batch(
+    tokenizer: Any, prompt_format: str, questions: Sequence[str], answers: Sequence[str], max_length: int = 256
+) -> TokenBatch:
     """Questions rendered in the evaluation's prompt format, answers as the model should reply."""
     prompts = [render_prompt(prompt_format, tokenizer, question) for question in questions]
     separator = "" if prompt_format == "chat" else " "

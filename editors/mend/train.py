@@ -106,7 +106,9 @@ class MetaTrainer:
         self.targets = target_weights(self.model, config.layers, config.weights)
         shapes = {name: tuple(parameters[name].shape) for name in self.targets}
         torch.manual_seed(config.seed)
-        self.hypernet = HyperNetwork(shapes, config.rank, config.n_hidden, config.shared, config.edit_lr).to(config.device)
+        self.hypernet = HyperNetwork(shapes, config.rank, config.n_hidden, config.shared, config.edit_lr).to(
+            config.device
+        )
         self.optimizer = torch.optim.Adam(
             [
                 {"params": self.hypernet.transform_parameters(), "lr": config.lr},
@@ -124,13 +126,19 @@ class MetaTrainer:
         inner = inner_batch(tok, [i.edit for i in turn], config.inner_loss, config.max_length)
         if config.outer_loss == "propagation":
             qas = [qa for i in turn for qa in i.propagation]
-            outer = question_batch(tok, self.prompt_format, [q.question for q in qas], [q.answer for q in qas], config.max_length)
+            outer = question_batch(
+                tok, self.prompt_format, [q.question for q in qas], [q.answer for q in qas], config.max_length
+            )
         else:
             qas = [qa for i in turn for qa in i.paraphrases]
             if not qas:
                 raise ValueError(f"Outer loss 'paraphrase' needs atomic facts; instance {turn[0].edit.id} has none.")
-            outer = pair_batch(tok, [q.question for q in qas], [" " + q.answer for q in qas], max_length=config.max_length)
-        loc = question_batch(tok, self.prompt_format, [q.question for q in locality], [q.answer for q in locality], config.max_length)
+            outer = pair_batch(
+                tok, [q.question for q in qas], [" " + q.answer for q in qas], max_length=config.max_length
+            )
+        loc = question_batch(
+            tok, self.prompt_format, [q.question for q in locality], [q.answer for q in locality], config.max_length
+        )
         return inner, outer, loc
 
     def _logits(self, batch: TokenBatch, weights: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
@@ -139,7 +147,9 @@ class MetaTrainer:
             return self.model(**inputs).logits
         return functional_call(self.model, weights, args=(), kwargs=inputs).logits
 
-    def run_sequence(self, turns: list[list[Instance]], localities: list[list], backward: bool, scale: float = 1.0) -> dict[str, float]:
+    def run_sequence(
+        self, turns: list[list[Instance]], localities: list[list], backward: bool, scale: float = 1.0
+    ) -> dict[str, float]:
         """Edit turn by turn, accumulating gradients into phi when `backward`; weights are restored."""
         config = self.config
         parameters = dict(self.model.named_parameters())
@@ -183,8 +193,15 @@ class MetaTrainer:
         """Instances for `turns` x `edits_per_turn` edits, and locality questions per turn."""
         config = self.config
         count = config.turns * config.edits_per_turn
-        indices = rng.sample(range(len(data)), count) if count <= len(data) else [rng.randrange(len(data)) for _ in range(count)]
-        turns = [[data[i] for i in indices[t * config.edits_per_turn : (t + 1) * config.edits_per_turn]] for t in range(config.turns)]
+        indices = (
+            rng.sample(range(len(data)), count)
+            if count <= len(data)
+            else [rng.randrange(len(data)) for _ in range(count)]
+        )
+        turns = [
+            [data[i] for i in indices[t * config.edits_per_turn : (t + 1) * config.edits_per_turn]]
+            for t in range(config.turns)
+        ]
         localities = [pool.sample(rng, config.locality_batch, set(indices)) for _ in range(config.turns)]
         return turns, localities
 
@@ -234,7 +251,9 @@ class MetaTrainer:
     def exact_match(self, groups: list[list[Instance]]) -> dict[str, float]:
         """EM efficacy (alias questions) and specificity (unalias questions) after editing each group."""
         trained = TrainedHypernet(self.hypernet, self.config.inner_loss, self.config.layers, self.model_identity())
-        editor = HypernetEditor(HypernetConfig(edits_per_turn=self.config.edits_per_turn, max_length=self.config.max_length), trained)
+        editor = HypernetEditor(
+            HypernetConfig(edits_per_turn=self.config.edits_per_turn, max_length=self.config.max_length), trained
+        )
         assert self.scorer is not None  # checked in __init__ when val_generate is set
         return self.scorer(self.loaded, self.prompt_format, editor, groups)
 
@@ -260,7 +279,11 @@ class MetaTrainer:
         payload = read_checkpoint(path)
         saved = dict(payload["train_config"])
         current = dataclasses.asdict(self.config)
-        differing = sorted(k for k in current if k not in ("max_steps", "max_minutes", "patience", "out_dir") and saved.get(k) != current[k])
+        differing = sorted(
+            k
+            for k in current
+            if k not in ("max_steps", "max_minutes", "patience", "out_dir") and saved.get(k) != current[k]
+        )
         if differing:
             raise ValueError(
                 f"Cannot resume from {path}: its config differs in {', '.join(differing)}. "

@@ -128,7 +128,9 @@ def greedy_generate(
         shared = shared_prefix(batch)
         encoded = {key: value.to(device) for key, value in pad_after_prefix(batch, shared, pad_id).items()}
         cache = {"cache": prefix_cache(model, batch[0][:shared], len(batch), device)} if shared else {}
-        generated = model.generate(**encoded, **cache, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad_id)
+        generated = model.generate(
+            **encoded, **cache, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad_id
+        )
         new_tokens = generated[:, encoded["input_ids"].shape[1] :]
         for index, row in zip(chosen, tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
             texts[unique[index]] = truncate_at_stops(row, stops)

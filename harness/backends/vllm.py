@@ -207,9 +207,7 @@ class VLLMBackend(Backend):
         ]
         outputs = self.llm.generate(inputs, params, use_tqdm=False)
         return [
-            truncate_at_stops(
-                self.tokenizer.decode(list(output.outputs[0].token_ids), skip_special_tokens=True), stops
-            )
+            truncate_at_stops(self.tokenizer.decode(list(output.outputs[0].token_ids), skip_special_tokens=True), stops)
             for output in outputs
         ]
 

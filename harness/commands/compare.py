@@ -23,7 +23,8 @@ def compare_runs(args: argparse.Namespace) -> int:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """The `compare` subcommand."""
     parser = subparsers.add_parser(
-        "compare", help="paired bootstrap test between two lm-eval runs (--log_samples)",
+        "compare",
+        help="paired bootstrap test between two lm-eval runs (--log_samples)",
         description="Pair the samples of two runs by task and document (edit_id, question_id, kind) and test "
         "each metric and stratum with a paired bootstrap: difference A-B, its confidence interval, p.",
     )

@@ -18,8 +18,10 @@ def judge_results(args: argparse.Namespace) -> int:
     runs, report = rescore(args.results, settings, args.retry_unscorable, args.question_field, args.answers_field)
     print(f"Judge {settings.model} at {settings.endpoint}: {report.summary()}.")
     if report.unscorable:
-        print(f"{len(report.unscorable)} answers had no parseable score and are left out of the llm_* metrics; "
-              "--retry_unscorable asks again.")
+        print(
+            f"{len(report.unscorable)} answers had no parseable score and are left out of the llm_* metrics; "
+            "--retry_unscorable asks again."
+        )
     print_tables(runs)
     return 0
 
@@ -41,7 +43,8 @@ def print_tables(runs: Sequence[Any]) -> None:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """The `judge` subcommand."""
     parser = subparsers.add_parser(
-        "judge", help="score saved lm-eval sample logs (--log_samples) with the LLM judge (LLM-Score)",
+        "judge",
+        help="score saved lm-eval sample logs (--log_samples) with the LLM judge (LLM-Score)",
         description="Judge every answer in lm-eval sample logs, write llm_* scores into them and their "
         "results file, and print the tables. Judgements already made are read from the cache. The judge "
         "is configured by RIPPLEBENCH_JUDGE_* environment variables; the options below override them.",

@@ -29,7 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "a model card; reruns reuse the built model.",
     )
     parser.add_argument(
-        "--eval-questions", type=int, default=None,
+        "--eval-questions",
+        type=int,
+        default=None,
         help="score exact match before and after on the first N single-hop questions of the validation "
         "split (default 450: those of its first 100 instances; 0 skips it)",
     )

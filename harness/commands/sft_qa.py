@@ -60,27 +60,34 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", default="smollm2-135m", help="base model: alias, folder or Hugging Face id")
     parser.add_argument("--output", required=True, help="folder to create for the fine-tuned model")
     parser.add_argument(
-        "--stage1", default="triviaqa",
+        "--stage1",
+        default="triviaqa",
         help="'triviaqa' (through `datasets`; skipped with a note when offline), 'none', or a JSON-lines file",
     )
     parser.add_argument("--stage1-pairs", type=int, default=None, help="use at most this many stage-1 pairs")
     parser.add_argument(
-        "--stage2", default=None,
+        "--stage2",
+        default=None,
         help="JSON-lines QA file or Controlled RippleEdit instances (default: its training split)",
     )
     parser.add_argument("--stage2-pairs", type=int, default=500, help="stage-2 pairs (paper: 500)")
     parser.add_argument(
-        "--eval", default=None,
+        "--eval",
+        default=None,
         help="QA file scored before and after training (exact match, answer length); kept out of training",
     )
     parser.add_argument(
-        "--train-on-eval", action="store_true",
+        "--train-on-eval",
+        action="store_true",
         help="let stage 2 draw --eval questions too (the paper's stage 2 reinforces the facts the benchmark "
         "asks about); the report counts how many were trained on",
     )
     for stage, table in (("stage1", "23 (a)"), ("stage2", "23 (b)")):
         parser.add_argument(
-            f"--{stage}-set", action="append", default=[], metavar="FIELD=VALUE",
+            f"--{stage}-set",
+            action="append",
+            default=[],
+            metavar="FIELD=VALUE",
             help=f"change a {stage} training setting from its Table {table} value, e.g. lr=1e-5, "
             "epochs=3, batch_size, micro_batch_size (memory only), warmup_ratio; repeatable",
         )

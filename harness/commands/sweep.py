@@ -31,7 +31,8 @@ def names(text: str) -> list[str]:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """The `sweep` subcommand."""
     parser = subparsers.add_parser(
-        "sweep", help="run models x editors x tasks from a YAML spec, resumably",
+        "sweep",
+        help="run models x editors x tasks from a YAML spec, resumably",
         description="Run every (model, editor, task) cell of SPEC through lm-eval (--model editing, "
         "--log_samples) and save each like `lm_eval --output_path`. Rerun the same command after a "
         "crash: finished cells are skipped and a killed cell resumes from its answered edit groups.",

@@ -58,7 +58,11 @@ def sample_file(split: str) -> Path:
 
 def read_documents(path: str | Path) -> list[Document]:
     """Read a JSON-lines file of instances and flatten it; a bad row is named by file, line, field."""
-    return [doc for edit_id, instance in identified_instances(path) for doc in controlled_ripple_documents(instance, edit_id)]
+    return [
+        doc
+        for edit_id, instance in identified_instances(path)
+        for doc in controlled_ripple_documents(instance, edit_id)
+    ]
 
 
 def group_instances(instances: list[Any], group_size: int, seed: int = GROUP_SEED) -> list[list[Any]]:

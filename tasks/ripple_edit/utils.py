@@ -23,7 +23,9 @@ from ripplebench.harness.task_glue import score_answer, task_dataset
 
 def load_split(split: str, data_dir: str | None = None, **metadata: Any) -> dict[str, Any]:
     """lm-eval `custom_dataset` hook: a prepared split's questions as a `test` dataset."""
-    return task_dataset(lambda: [doc for edit in load_edits(split, data_dir) for doc in rippleedit_documents(edit)], metadata)
+    return task_dataset(
+        lambda: [doc for edit in load_edits(split, data_dir) for doc in rippleedit_documents(edit)], metadata
+    )
 
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]:

@@ -80,8 +80,10 @@ def run_validate(args: argparse.Namespace) -> int:
         print(f"WARNING: independent-source check skipped: {note} (pip install 'ripplebench[data]')", file=sys.stderr)
     if problems:
         return _fail(f"knowledge base {args.kb_dir}", problems)
-    print(f"knowledge base {args.kb_dir}: {sum(len(t.entities) for t in kb.values())} entities, "
-          f"{sum(len(t.relations) for t in kb.values())} relations, every answer present, non-empty, unique")
+    print(
+        f"knowledge base {args.kb_dir}: {sum(len(t.entities) for t in kb.values())} entities, "
+        f"{sum(len(t.relations) for t in kb.values())} relations, every answer present, non-empty, unique"
+    )
     try:
         splits = {split: read_instances(split_path(args.data_dir, split)) for split in SPLITS}
     except (OSError, ValueError) as error:

@@ -151,8 +151,10 @@ def generate(
     for split, spec in SPLITS.items():
         weights = type_weights(kb, spec)
         if not weights:
-            raise ValueError(f"No entity type can fill split {split} ({spec.entity_domain}-domain entities, "
-                             f"{spec.relation_domain}-domain relations) from types {', '.join(kb)}.")
+            raise ValueError(
+                f"No entity type can fill split {split} ({spec.entity_domain}-domain entities, "
+                f"{spec.relation_domain}-domain relations) from types {', '.join(kb)}."
+            )
         rng = random.Random(f"controlled-ripple/{seed}/{split}")
         instances = []
         for number in range(1, spec.size + 1):

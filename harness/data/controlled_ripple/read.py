@@ -58,7 +58,11 @@ def normalize_instance(row: Any, where: str) -> dict[str, Any]:
         )
     if "atomic_facts" not in instance and isinstance(row.get("facts"), list):
         instance["atomic_facts"] = [
-            {"prompt": _text(fact.get("prefix")), "target": _text(fact.get("target")), "subject": _text(row.get("subject"))}
+            {
+                "prompt": _text(fact.get("prefix")),
+                "target": _text(fact.get("target")),
+                "subject": _text(row.get("subject")),
+            }
             for fact in row["facts"]
         ]
     for number, fact in enumerate(instance.get("atomic_facts") or []):
@@ -104,7 +108,11 @@ def _split_file(folder: Path, split: str) -> Path:
         if candidate.is_file():
             return candidate
     names = ", ".join(candidate.name for candidate in candidates)
-    hint = " Generate it with `ripplebench data controlled-ripple generate`." if folder == CONTROLLED_RIPPLE_DATA_DIR else ""
+    hint = (
+        " Generate it with `ripplebench data controlled-ripple generate`."
+        if folder == CONTROLLED_RIPPLE_DATA_DIR
+        else ""
+    )
     raise FileNotFoundError(f"No '{split}' split in {folder} (looked for {names}).{hint}")
 
 

@@ -72,7 +72,9 @@ def split_problems(splits: dict[str, list[dict[str, Any]]], kb: KnowledgeBase) -
         for number, instance in enumerate(instances):
             problems += _instance_problems(instance, spec, kb, f"{split}[{number}] ({instance.get('id')})")
             if instance["subject"] in subjects:
-                problems.append(f"{split}[{number}]: subject {instance['subject']} reused from {subjects[instance['subject']]}")
+                problems.append(
+                    f"{split}[{number}]: subject {instance['subject']} reused from {subjects[instance['subject']]}"
+                )
             subjects[instance["subject"]] = f"{split}[{number}]"
     seen_entities = {e for s in IN_DOMAIN_SPLITS for i in splits.get(s, []) for e in i["entity_ids"]}
     seen_relations = {q["relation_id"] for s in IN_DOMAIN_SPLITS for i in splits.get(s, []) for q in i["questions"]}

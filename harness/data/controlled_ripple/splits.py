@@ -31,14 +31,21 @@ SPLITS = {
     "validation": SplitSpec(500, "in", "in", "valid_data_id.jsonl", "val"),
     "test_id": SplitSpec(500, "in", "in", "test_data_id.jsonl", "id", "In-Domain", 2284),
     "test_ood_entity": SplitSpec(350, "out", "in", "test_data_ood-entity.jsonl", "ood_entity", "OOD (Entity)", 1368),
-    "test_ood_relation": SplitSpec(350, "in", "out", "test_data_ood-relation.jsonl", "ood_relation", "OOD (Relation)", 421),
+    "test_ood_relation": SplitSpec(
+        350, "in", "out", "test_data_ood-relation.jsonl", "ood_relation", "OOD (Relation)", 421
+    ),
     "test_ood_both": SplitSpec(350, "out", "out", "test_data_ood.jsonl", "ood_both", "OOD (Both)", 447),
 }
 SPLIT_NAMES = tuple(SPLITS)
-IN_DOMAIN_SPLITS = tuple(name for name, spec in SPLITS.items() if (spec.entity_domain, spec.relation_domain) == ("in", "in"))
+IN_DOMAIN_SPLITS = tuple(
+    name for name, spec in SPLITS.items() if (spec.entity_domain, spec.relation_domain) == ("in", "in")
+)
 # lm-eval task split -> dataset split ("id" -> "test_id", ..., "val" -> "validation"): test splits first
 TASK_SPLITS = dict(
-    sorted(((spec.task_split, name) for name, spec in SPLITS.items() if spec.task_split), key=lambda t: not SPLITS[t[1]].display)
+    sorted(
+        ((spec.task_split, name) for name, spec in SPLITS.items() if spec.task_split),
+        key=lambda t: not SPLITS[t[1]].display,
+    )
 )
 # the test splits' task split -> display name, in the paper's order (Table 2)
 TEST_TASK_SPLITS = {spec.task_split: spec.display for spec in SPLITS.values() if spec.task_split and spec.display}

@@ -53,7 +53,5 @@ def fetch_sources(source: str, scratch: Path) -> dict[str, Path]:
             log.info("Downloading %s", url)
             _download(url, paths[subset])
         except (urllib.error.URLError, OSError, ValueError) as error:
-            raise ConnectionError(
-                f"Could not download {url} ({error}). {_offline_help('~/rippleedits')}"
-            ) from None
+            raise ConnectionError(f"Could not download {url} ({error}). {_offline_help('~/rippleedits')}") from None
     return paths

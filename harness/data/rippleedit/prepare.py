@@ -33,7 +33,9 @@ def prepare(
     out = resolve_data_dir(data_dir)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out) as scratch:
-        edits = [edit for subset, path in fetch_sources(source, Path(scratch)).items() for edit in read_subset(path, subset)]
+        edits = [
+            edit for subset, path in fetch_sources(source, Path(scratch)).items() for edit in read_subset(path, subset)
+        ]
     dropped = sum(edit.dropped for edit in edits)
     log.info("RippleEdit: dropped %d queries that have no non-blank answer.", dropped)
     splits = split_edits(edits, validation_size, test_size, seed)

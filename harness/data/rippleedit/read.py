@@ -34,7 +34,7 @@ def missing_data_message(folder: Path, split: str) -> str:
         f"`ripplebench data rippleedit --data-dir {folder}` (downloads the official files) or, offline, "
         f"`ripplebench data rippleedit --source DIR --data-dir {folder}` with DIR holding popular.json, "
         f"random.json and recent.json from {OFFICIAL_PAGE}. To use data prepared elsewhere, set "
-        f"{DATA_DIR_ENV}=FOLDER or pass lm_eval --metadata '{{\"data_dir\": \"FOLDER\"}}'."
+        f'{DATA_DIR_ENV}=FOLDER or pass lm_eval --metadata \'{{"data_dir": "FOLDER"}}\'.'
     )
 
 

@@ -36,16 +36,23 @@ def format_statistics(stats: Mapping[str, Mapping[str, Any]]) -> str:
     splits = list(stats)
     rows: list[tuple[str, list[str]]] = [("# edits", [str(stats[s]["edits"]) for s in splits])]
     for query_type, name in TYPE_NAMES.items():
-        rows.append((f"# {name} ({query_type}) questions", [str(stats[s]["types"][query_type]["questions"]) for s in splits]))
+        rows.append(
+            (f"# {name} ({query_type}) questions", [str(stats[s]["types"][query_type]["questions"]) for s in splits])
+        )
     rows.append(("# questions, overall", [str(stats[s]["questions"]) for s in splits]))
     for query_type, name in TYPE_NAMES.items():
-        cells = [_percent(stats[s]["types"][query_type]["verbatim"], stats[s]["types"][query_type]["questions"]) for s in splits]
+        cells = [
+            _percent(stats[s]["types"][query_type]["verbatim"], stats[s]["types"][query_type]["questions"])
+            for s in splits
+        ]
         rows.append((f"% verbatim, {name} ({query_type})", cells))
     rows.append(("% verbatim, overall", [_percent(stats[s]["verbatim"], stats[s]["questions"]) for s in splits]))
     label_width = max(len(label) for label, _ in rows)
     widths = [max(len(split), *(len(cells[i]) for _, cells in rows)) for i, split in enumerate(splits)]
     lines = [" " * label_width + "  " + "  ".join(s.rjust(w) for s, w in zip(splits, widths))]
-    lines += [label.ljust(label_width) + "  " + "  ".join(c.rjust(w) for c, w in zip(cells, widths)) for label, cells in rows]
+    lines += [
+        label.ljust(label_width) + "  " + "  ".join(c.rjust(w) for c, w in zip(cells, widths)) for label, cells in rows
+    ]
     return "\n".join(lines)
 
 
