@@ -99,8 +99,12 @@ def comparable(results: dict) -> dict:
 @requires_controlled_ripple_splits
 @pytest.mark.parametrize("name", list(EDITORS))
 def test_the_same_command_twice_gives_identical_samples_and_metrics(
-    name, tiny_model_dir, checkpoint, task_manager, tmp_path
-):  # noqa: F811
+    name,
+    tiny_model_dir,
+    checkpoint,  # noqa: F811 (the fixture imported above)
+    task_manager,
+    tmp_path,
+):
     cache = tmp_path / "cache"
 
     def run(label: str, samples: list[int]) -> tuple[bytes, dict]:
