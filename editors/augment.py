@@ -1,7 +1,7 @@
 """Oracle augmentations for Meta-Aug CPT, from the Controlled RippleEdit knowledge base.
 
-The knowledge base (`harness/data/controlled_ripple_kb/*.yaml`, one file per entity type, read
-by `harness.data.controlled_ripple_kb`) lists each type's relations with their question
+The knowledge base (`harness/data/controlled_ripple/kb/*.yaml`, one file per entity type, read
+by `core.knowledge_base`) lists each type's relations with their question
 templates and whether they are in-domain, and each entity's gold answers. The story templates
 of Controlled RippleEdit insert entity names verbatim, so the real entities of a fact are found
 by matching KB names in its text.
@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Sequence
 
 from ripplebench.core.knowledge_base import ENTITY_TYPES, Entity, EntityType, KnowledgeBase, load_knowledge_base
-from ripplebench.core.paths import CONTROLLED_RIPPLE_KB_DIR as PACKAGE_KB_DIR
+from ripplebench.core.paths import CONTROLLED_RIPPLE_KB_DIR
 
 
-def load_kb_folder(folder: str | Path = PACKAGE_KB_DIR) -> KnowledgeBase:
+def load_kb_folder(folder: str | Path = CONTROLLED_RIPPLE_KB_DIR) -> KnowledgeBase:
     """Every entity-type file (`person.yaml`, `country.yaml`, ...) present in `folder`."""
     folder = Path(folder)
     types = [name for name in ENTITY_TYPES if (folder / f"{name}.yaml").is_file()]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
-from ripplebench.core.paths import CONTROLLED_RIPPLE_KB_DIR as PACKAGE_KB_DIR
+from ripplebench.core.paths import CONTROLLED_RIPPLE_KB_DIR
 
 from .augment import augment_facts, load_kb_folder
 from .base import Edit, EditHandle
@@ -28,7 +28,7 @@ from .cpt import CPT, CPTConfig
 @dataclass
 class MetaAugCPTConfig(CPTConfig):
     # Folder of the Controlled RippleEdit knowledge base (person.yaml, country.yaml, ...).
-    kb_dir: str = str(PACKAGE_KB_DIR)
+    kb_dir: str = str(CONTROLLED_RIPPLE_KB_DIR)
 
 
 @lru_cache(maxsize=4)

@@ -1,7 +1,7 @@
 """The manifest of a run: what its numbers depend on, recorded in every results file.
 
 `EditingLM.get_model_info` adds it under `config.ripplebench.manifest`: the ripplebench version
-and, when it runs from a git checkout, that checkout's commit; the weights' identity; a hash of
+and, when it runs from (or was installed from) a git checkout, that checkout's commit; the weights' identity; a hash of
 the documents each task asked about; the identity of the statistics files editors used (the
 `mom2_*` entries locate-then-edit editors record in their edit statistics); and the judge model
 with a hash of its prompt template, when a judge is configured. Results files written before the
@@ -11,8 +11,9 @@ manifest existed simply lack it.
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, distribution, version
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -32,9 +33,24 @@ def package_version() -> str | None:
         return None
 
 
-def git_commit(root: Path = CHECKOUT) -> str | None:
-    """The commit checked out at `root` when it is a git checkout (with git installed), else None."""
-    if not (root / ".git").exists():  # an installed copy: no checkout of its own
+def source_checkout() -> Path | None:
+    """The folder ripplebench runs from when it is a git checkout, else the folder `pip install`
+    installed it from (`direct_url.json`, e.g. the checkout `make install` reinstalls from)."""
+    if (CHECKOUT / ".git").exists():
+        return CHECKOUT
+    try:
+        record = json.loads(distribution(PACKAGE).read_text("direct_url.json") or "{}")
+    except (PackageNotFoundError, ValueError):
+        return None
+    url = str(record.get("url") or "")
+    return Path(url.removeprefix("file://")) if url.startswith("file://") else None
+
+
+def git_commit(root: Path | None = None) -> str | None:
+    """The commit checked out in `root` (default: `source_checkout()`), or None where there is
+    no checkout or no git."""
+    root = root or source_checkout()
+    if root is None or not (root / ".git").exists():
         return None
     try:
         found = subprocess.run(

@@ -193,6 +193,16 @@ def _check_keys(data: dict, valid: tuple[str, ...], where: str) -> None:
         raise SpecError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}. Valid: {', '.join(valid)}.")
 
 
+def _entry_mapping(item: Any, key: str, keys: tuple[str, ...], where: str, what: str) -> dict[str, Any]:
+    """A spec list entry as a mapping: a bare name stands for `{key: name}`; `key` is required."""
+    if isinstance(item, str):
+        item = {key: item}
+    if not isinstance(item, dict) or not item.get(key):
+        raise SpecError(f"{where}: expected {what}, or a mapping with '{key}'.")
+    _check_keys(item, keys, where)
+    return item
+
+
 def _label(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text).strip("._") or "model"
 
@@ -200,11 +210,7 @@ def _label(text: str) -> str:
 def _spec_model(item: Any, where: str) -> SpecModel:
     from ripplebench.core.models import resolve_model
 
-    if isinstance(item, str):
-        item = {"model": item}
-    if not isinstance(item, dict) or not item.get("model"):
-        raise SpecError(f"{where}: expected a model name or path, or a mapping with 'model'.")
-    _check_keys(item, MODEL_KEYS, where)
+    item = _entry_mapping(item, "model", MODEL_KEYS, where, "a model name or path")
     try:
         resolve_model(str(item["model"]), item.get("gguf_file"))
     except ValueError as error:
@@ -216,11 +222,7 @@ def _spec_model(item: Any, where: str) -> SpecModel:
 def _spec_editor(item: Any, where: str) -> SpecEditor:
     from ripplebench.editors.registry import build_editor
 
-    if isinstance(item, str):
-        item = {"editor": item}
-    if not isinstance(item, dict) or not item.get("editor"):
-        raise SpecError(f"{where}: expected an editor or preset name, or a mapping with 'editor'.")
-    _check_keys(item, EDITOR_KEYS, where)
+    item = _entry_mapping(item, "editor", EDITOR_KEYS, where, "an editor or preset name")
     overrides = item.get("overrides") or {}
     if not isinstance(overrides, dict):
         raise SpecError(f"{where}: 'overrides' must map editor settings to values, e.g. {{lr: 3.0e-5}}.")

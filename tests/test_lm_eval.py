@@ -143,7 +143,7 @@ def test_the_results_record_a_manifest_of_what_the_numbers_depend_on(tiny_model_
 
     from ripplebench.core.models import weights_identity
     from ripplebench.harness.judge import DEFAULT_TEMPLATE
-    from ripplebench.harness.manifest import CHECKOUT, git_commit
+    from ripplebench.harness.manifest import git_commit, source_checkout
 
     lm = EditingLM(model=str(tiny_model_dir), editor="prepend", batch_size=2, judge_model="gpt-4o-mini")
     docs = [{"edit_id": f"e{i % 2}", "fact": f"Fact {i % 2}."} for i in range(4)]
@@ -154,8 +154,9 @@ def test_the_results_record_a_manifest_of_what_the_numbers_depend_on(tiny_model_
 
     assert manifest["ripplebench_version"] == importlib.metadata.version("ripplebench")
     assert git_commit(tiny_model_dir) is None  # not a checkout: no commit, no failure
-    if (CHECKOUT / ".git").exists():
-        head = subprocess.run(["git", "-C", str(CHECKOUT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    checkout = source_checkout()  # `make install` records the checkout it installs from
+    if checkout is not None and (checkout / ".git").exists():
+        head = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True)
         assert manifest["git_commit"] == (head.stdout.strip() or None)
     assert manifest["weights"] == weights_identity(lm.source)
     [data_hash] = manifest["task_data"].values()
