@@ -239,6 +239,14 @@ def load_model(
     return LoadedModel(source.name, model, tokenizer)
 
 
+def cache_keyword(model: torch.nn.Module) -> str:
+    """The keyword a model's forward pass (and `generate`) takes a KV cache by: `cache` in recent
+    transformers 5 releases, `past_key_values` before (5.19, which vLLM's CPU build pins, included)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 def decoder_layers(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList]:
     """Find the stack of transformer blocks (e.g. `model.layers`, `transformer.h`)."""
     count = model.config.num_hidden_layers

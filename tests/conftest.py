@@ -31,7 +31,7 @@ def _check_installed_copy_is_current() -> None:
     installed = Path(ripplebench.harness.__file__).resolve().parent.parent
     if installed == REPO:
         return
-    for folder in ("harness", "editors", "tasks", "leaderboards"):
+    for folder in ("core", "harness", "editors", "tasks", "leaderboards"):
         for source in (REPO / folder).rglob("*.py"):
             copy = installed / folder / source.relative_to(REPO / folder)
             if not copy.is_file() or copy.read_bytes() != source.read_bytes():

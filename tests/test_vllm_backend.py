@@ -1,8 +1,8 @@
-"""backend=vllm without a GPU: name mapping, lazy import, what is pushed, prefix-cache resets.
+"""backend=vllm, fast and without vLLM: name mapping, lazy import, what is pushed, prefix-cache resets.
 
-vLLM itself runs only on CUDA machines; a fake `LLM` stands in for it here. Its workers hold
-the tiny model in vLLM's fused layout and load pushed tensors through the real worker
-extension, so these tests check that vLLM would hold exactly the HF copy's weights.
+A fake `LLM` stands in for vLLM here. Its workers hold the tiny model in vLLM's fused layout and
+load pushed tensors through the real worker extension, so these tests check that vLLM would hold
+exactly the HF copy's weights. tests/test_vllm_real.py runs a real vLLM (`make test-vllm`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import sys
 import types
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 import torch
@@ -24,7 +25,6 @@ from ripplebench.harness.backends import configure_backend
 from ripplebench.harness.backends.vllm import (
     PushTarget,
     VLLMBackend,
-    VLLMSettings,
     WeightPushExtension,
     from_wire,
     push_target,
@@ -174,6 +174,14 @@ def fused_parameter(parts: list[torch.Tensor], shards: list) -> torch.nn.Paramet
     return parameter
 
 
+@dataclass
+class FakeLayer:
+    """A module owning pushed parameters; like vLLM's, it may have a quant method."""
+
+    name: str
+    quant_method: Any = None
+
+
 class FakeWorkerModel:
     """The HF model's weights under vLLM's names and fused layout (tensor parallel size 1)."""
 
@@ -189,8 +197,13 @@ class FakeWorkerModel:
             else:
                 self.parameters[name] = fused_parameter([p for _, p in members], [s for s, _ in members])
 
+        self.layers: dict[str, FakeLayer] = {}
+
     def named_parameters(self):
         return iter(self.parameters.items())
+
+    def get_submodule(self, name: str) -> FakeLayer:
+        return self.layers.setdefault(name, FakeLayer(name))
 
 
 @dataclass
@@ -396,23 +409,29 @@ def test_an_unmapped_tensor_is_named_and_the_hf_copy_is_reverted(tiny, fake_vllm
     assert loads(fake_vllm.llm.events) == []
 
 
-# --- on a CUDA machine with vLLM -----------------------------------------------------------------
+class FakeUnquantizedLinearMethod:
+    """Stands in for vLLM's UnquantizedLinearMethod; records the layers it processes again."""
 
-needs_vllm_gpu = pytest.mark.skipif(
-    importlib.util.find_spec("vllm") is None or not torch.cuda.is_available(),
-    reason="needs vLLM and a CUDA GPU (pip install 'ripplebench[vllm]'); benchmarks/vllm_check.py is the full check",
-)
+    def __init__(self) -> None:
+        self.processed: list[str] = []
+
+    def process_weights_after_loading(self, layer) -> None:
+        self.processed.append(layer.name)
 
 
-@needs_vllm_gpu
-def test_vllm_answers_like_hf_before_during_and_after_an_edit(tiny_model_dir):
-    from ripplebench.core.models import load_model, resolve_model
-
-    loaded = load_model(resolve_model(str(tiny_model_dir)), device="cuda")
-    settings = VLLMSettings(gpu_memory_utilization=0.2)
-    backend = VLLMBackend.start(loaded, settings, folder=str(tiny_model_dir), dtype="float32", batch_size=16)
-    queries = [Query((EDIT,), "Where was Elizabeth Ruiz born?", stops=("\n",)), Query((OTHER,), "Where?")]
-    for editor in (build_editor("none"), ShiftEditor(), build_editor("none")):
-        hf = EditThenQuery(loaded, editor, "chat").run(queries, progress=False)
-        vllm = EditThenQuery(loaded, editor, "chat", backend=backend).run(queries, progress=False)
-        assert vllm == hf
+def test_a_push_redoes_the_platforms_weight_processing_of_the_touched_layers(tiny, fake_vllm, monkeypatch):
+    # On vLLM's CPU build the layers pack their weights after loading; a push must repack them.
+    linear = types.SimpleNamespace(UnquantizedLinearMethod=FakeUnquantizedLinearMethod)
+    embedding = types.SimpleNamespace(UnquantizedEmbeddingMethod=type("UnquantizedEmbeddingMethod", (), {}))
+    monkeypatch.setitem(sys.modules, "vllm.model_executor.layers.linear", linear)
+    monkeypatch.setitem(sys.modules, "vllm.model_executor.layers.vocab_parallel_embedding", embedding)
+    method = FakeUnquantizedLinearMethod()
+    touched = ["model.layers.0.self_attn.qkv_proj", "model.layers.1.mlp.down_proj", "model.layers.2.mlp.gate_up_proj"]
+    model = fake_vllm.llm.worker.get_model()
+    for name in [*touched, "model.layers.3.mlp.down_proj"]:
+        model.get_submodule(name).quant_method = method
+    engine = EditThenQuery(tiny, ShiftEditor(), "qa", backend=fake_vllm)
+    handle = engine.apply([EDIT])
+    assert method.processed == touched  # each touched layer once, after its tensors were loaded
+    engine.revert(handle)
+    assert method.processed == touched * 2 and vllm_matches_hf(fake_vllm, tiny.model)

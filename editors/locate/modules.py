@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import copy
 import functools
-import inspect
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, ContextManager, Iterator, Mapping
 
 import torch
 
-from ripplebench.core.models import decoder_layers
+from ripplebench.core.models import cache_keyword, decoder_layers
 
 from .rows import SplitRows
 
@@ -162,13 +161,6 @@ def replay_layers(model: torch.nn.Module, paths: ModulePaths, count: int, run: C
             del layer.forward  # back to the class's forward
 
 
-def _cache_argument(model: torch.nn.Module) -> str:
-    """The name of a forward pass's cache argument: `cache` since transformers 5.x, before that
-    `past_key_values`."""
-    parameters = inspect.signature(model.base_model.forward).parameters
-    return "cache" if "cache" in parameters else "past_key_values"
-
-
 @torch.no_grad()
 def cache_past(model: torch.nn.Module, split: SplitRows) -> Past | None:
     """The keys and values of the split rows' past tokens, with the positions of their current
@@ -183,7 +175,7 @@ def cache_past(model: torch.nn.Module, split: SplitRows) -> Past | None:
         attention_mask=split.past_mask,
         position_ids=split.past_positions,
         use_cache=True,
-        **{_cache_argument(model): cache},
+        **{cache_keyword(model.base_model): cache},
     )
     return cache, split.positions
 
@@ -204,7 +196,7 @@ def _inputs(
         "input_ids": input_ids,
         "attention_mask": attention_mask,
         "position_ids": positions,
-        _cache_argument(model): copy.deepcopy(cache),
+        cache_keyword(model.base_model): copy.deepcopy(cache),
         "use_cache": True,
     }
 

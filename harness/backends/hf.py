@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
+from ripplebench.core.models import cache_keyword
 from ripplebench.harness.backends import Backend, truncate_at_stops
 
 if TYPE_CHECKING:
@@ -92,7 +93,8 @@ def prefix_cache(model: Any, prefix: Sequence[int], copies: int, device: torch.d
 
     cache = DynamicCache(config=model.config)
     ids = torch.tensor([list(prefix)], dtype=torch.long, device=device)
-    model(input_ids=ids, attention_mask=torch.ones_like(ids), cache=cache, use_cache=True, logits_to_keep=1)
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), cache_keyword(model): cache}
+    model(**inputs, use_cache=True, logits_to_keep=1)
     cache.batch_repeat_interleave(copies)
     return cache
 
@@ -127,7 +129,7 @@ def greedy_generate(
         batch = [rows[i] for i in chosen]
         shared = shared_prefix(batch)
         encoded = {key: value.to(device) for key, value in pad_after_prefix(batch, shared, pad_id).items()}
-        cache = {"cache": prefix_cache(model, batch[0][:shared], len(batch), device)} if shared else {}
+        cache = {cache_keyword(model): prefix_cache(model, batch[0][:shared], len(batch), device)} if shared else {}
         generated = model.generate(
             **encoded, **cache, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad_id
         )

