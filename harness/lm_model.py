@@ -7,7 +7,7 @@
 Model args: `model` (alias, Hugging Face id, folder or .gguf path), `gguf_file`, `editor`
 (name or preset), `editor_config` (YAML file), `editor.<field>=value` (config overrides),
 `prompt_format` (auto, chat, qa, raw), `max_new_tokens` (default 20, as in the paper),
-`dtype`, `device`, `cache_dir`, `backend` (hf, or vllm for GPUs: harness/backends/vllm.py) with
+`dtype`, `device`, `cache_dir`, `backend` (hf, or vllm on a GPU or the CPU: harness/backends/) with
 its `gpu_memory_utilization` and `max_model_len`, `journal` (folder of the answered-groups
 journals; by default they live in the cache folder until the run is done: harness/task_journal.py)
 and `resume` (default true; false discards the journal and starts fresh).
@@ -31,7 +31,7 @@ from ripplebench.harness.backends import Backend, build_backend, configure_backe
 from ripplebench.harness.documents import edits_from_doc
 from ripplebench.harness.engine import EditThenQuery, Query, peak_rss_mb, summarize_edit_stats
 from ripplebench.harness.journal import digest
-from ripplebench.harness.manifest import build_manifest, documents_digest
+from ripplebench.harness.manifest import build_manifest
 from ripplebench.harness.model_args import (
     DEFAULT_BATCH_SIZE,
     check_prompt_format,
@@ -137,8 +137,9 @@ class EditingLM(LM):
             task_requests = [requests[i] for i in indices]
             queries = [query_from_request(request, self.max_new_tokens) for request in task_requests]
             engine = EditThenQuery(self.loaded, self.editor, self.prompt_format, self.batch, backend=self.decoder)
-            self.task_data[task] = documents_digest(task_requests)
-            with self.task_journals.open(task, self.journal_key(task, task_requests, queries)) as journal:
+            key = self.journal_key(task, task_requests, queries)
+            self.task_data[task] = key["data"]  # the manifest names the task data as the journal does
+            with self.task_journals.open(task, key) as journal:
                 outputs = engine.run(queries, progress=not disable_tqdm, journal=journal)
             self.edit_stats.extend(engine.edit_stats)
             for index, output in zip(indices, outputs):

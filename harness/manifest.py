@@ -1,8 +1,8 @@
 """The manifest of a run: what its numbers depend on, recorded in every results file.
 
 `EditingLM.get_model_info` adds it under `config.ripplebench.manifest`: the ripplebench version
-and, when it runs from (or was installed from) a git checkout, that checkout's commit; the weights' identity; a hash of
-the documents each task asked about; the identity of the statistics files editors used (the
+and, when it runs from (or was installed from) a git checkout, that checkout's commit; the
+weights' identity; a hash of the documents each task asked about (the journal key's); the identity of the statistics files editors used (the
 `mom2_*` entries locate-then-edit editors record in their edit statistics); and the judge model
 with a hash of its prompt template, when a judge is configured. Results files written before the
 manifest existed simply lack it.
@@ -15,9 +15,7 @@ import json
 import subprocess
 from importlib.metadata import PackageNotFoundError, distribution, version
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
-
-from ripplebench.harness.journal import digest
+from typing import Any, Mapping, Sequence
 
 PACKAGE = "ripplebench"
 CHECKOUT = Path(__file__).resolve().parent.parent  # the repository root when run from a checkout
@@ -59,12 +57,6 @@ def git_commit(root: Path | None = None) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return found.stdout.strip() or None
-
-
-def documents_digest(requests: Iterable[Any]) -> str:
-    """A hash of the documents lm-eval requests asked about (each document once, by doc_id)."""
-    documents = {request.doc_id: request.doc for request in requests}
-    return digest(sorted(documents.items(), key=lambda item: item[0]))
 
 
 def statistics_identity(edit_stats: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
